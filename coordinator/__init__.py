@@ -1,0 +1,1 @@
+"""What runs at the bureau: the Flower ServerApp and its workflows (later issues)."""

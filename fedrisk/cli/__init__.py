@@ -1,0 +1,1 @@
+"""The ``fedrisk`` command line."""

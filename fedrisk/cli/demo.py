@@ -1,0 +1,87 @@
+"""``fedrisk demo``: the whole job on one machine, on synthetic data or on a DIR of exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from fedrisk.cli.data import generate_with_progress, summary_table
+from fedrisk.cli.node import ingest_node
+from fedrisk.cli.render import console, fail, ingest_summary_line
+from fedrisk.models.errors import ContractError, FedriskError
+from fedrisk.node.home import CONFIG_FILE, init_home, open_home
+from fedrisk.node.ingest import IngestReport
+
+
+def demo_command(
+    sites: Annotated[int, typer.Option("--sites", min=1, max=64, help="Sites to generate.")] = 4,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Contract data already on disk: DIR/<site_id>/*.csv."),
+    ] = None,
+    workdir: Annotated[
+        Path, typer.Option("--workdir", help="Where node homes (and generated data) go.")
+    ] = Path("fedrisk-demo"),
+    settlements: Annotated[
+        int, typer.Option("--settlements", min=100, help="Mean settlements per generated site.")
+    ] = 20_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated data.")] = 7,
+) -> None:
+    """Generate (or take) data for N sites, start one node per site under WORKDIR, ingest."""
+    try:
+        if data is None:
+            data = workdir / "data"
+            console.rule(f"generating {sites} sites × ~{settlements:,} settlements → {data}")
+            console.print(summary_table(generate_with_progress(data, sites, settlements, seed)))
+        site_dirs = contract_sites(data)
+        reports = {site: ingest_site(workdir, site, folder) for site, folder in site_dirs.items()}
+    except FedriskError as error:
+        raise fail(error) from None
+    console.print(demo_table(reports))
+    for site, report in reports.items():
+        console.print(ingest_summary_line(site, report))
+
+
+def contract_sites(data: Path) -> dict[str, Path]:
+    """The site folders of a contract data folder (each with settlements.csv and lines.csv)."""
+    found = {
+        folder.name: folder
+        for folder in sorted(data.iterdir() if data.is_dir() else [])
+        if (folder / "settlements.csv").is_file() and (folder / "lines.csv").is_file()
+    }
+    if not found:
+        raise ContractError(f"{data}: no site folder with settlements.csv and lines.csv")
+    return found
+
+
+def ingest_site(workdir: Path, site_id: str, folder: Path) -> IngestReport:
+    """Initialise the site's node (once) and ingest its files."""
+    home = workdir / site_id
+    node = open_home(home) if (home / CONFIG_FILE).exists() else init_home(home, site_id)
+    labels = folder / "labels.csv"
+    return ingest_node(
+        node, folder / "settlements.csv", folder / "lines.csv", labels if labels.is_file() else None
+    )
+
+
+def demo_table(reports: dict[str, IngestReport]) -> Table:
+    """Accepted and rejected rows per site and file."""
+    table = Table(title="ingest: accepted / rejected per site")
+    for column in ("site", "settlements", "fee lines", "labels", "batch"):
+        table.add_column(column, justify="left" if column in ("site", "batch") else "right")
+    for site, report in reports.items():
+        if report.already_ingested:
+            table.add_row(site, "—", "—", "—", f"{report.batch_id} (already ingested)")
+            continue
+        cells = {f.file: f"{f.accepted:,} ✓ / {f.rejected:,} ✗" for f in report.files}
+        table.add_row(
+            site,
+            cells.get("settlements", "—"),
+            cells.get("lines", "—"),
+            cells.get("labels", "—"),
+            report.batch_id,
+        )
+    return table

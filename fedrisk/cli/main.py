@@ -1,0 +1,16 @@
+"""The ``fedrisk`` console script."""
+
+from __future__ import annotations
+
+import typer
+
+from fedrisk.cli import data, demo, node
+
+app = typer.Typer(
+    help="fedrisk: federated risk scoring for medical-insurance fund supervision.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold identifiers: never print them
+)
+app.add_typer(node.app, name="node")
+app.add_typer(data.app, name="data")
+app.command("demo")(demo.demo_command)

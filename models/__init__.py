@@ -1,0 +1,1 @@
+"""The claim schema, the knowledge base, and (later) features, rules and models."""

@@ -1,0 +1,1 @@
+"""What runs at a site: ingest and desensitization, the store, the identity vault."""

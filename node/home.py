@@ -1,0 +1,140 @@
+"""A node's home folder: its configuration, secrets, analytic store, identity vault and rejects.
+
+Layout of ``HOME``::
+
+    config.toml        site id, knowledge base path, file names (see docs/operator.md)
+    secrets/           0700; pseudonym.key and vault.key, 32 random bytes each, 0600
+    store.duckdb       the analytic store: desensitized claims only
+    vault.sqlite       0600; the identity vault: identifiers encrypted under vault.key
+    rejects/           one JSON Lines file per ingested batch
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from fedrisk.models.errors import NodeHomeError
+from fedrisk.models.kb import KnowledgeBase, load_kb
+
+CONFIG_FILE = "config.toml"
+SECRET_BYTES = 32
+SECRET_NAMES = ("pseudonym", "vault")
+_SITE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class NodeHome:
+    """Paths and settings of one initialised node home."""
+
+    root: Path
+    site_id: str
+    kb_path: Path | None
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def store(self) -> Path:
+        return self.root / "store.duckdb"
+
+    @property
+    def vault(self) -> Path:
+        return self.root / "vault.sqlite"
+
+    @property
+    def rejects(self) -> Path:
+        return self.root / "rejects"
+
+    def secret(self, name: str) -> bytes:
+        """One of the node's secret keys (``pseudonym`` or ``vault``)."""
+        path = self.secrets / f"{name}.key"
+        try:
+            key = path.read_bytes()
+        except FileNotFoundError:
+            raise NodeHomeError(
+                f"{path}: secret key is missing; the node home is damaged"
+            ) from None
+        if len(key) != SECRET_BYTES:
+            raise NodeHomeError(f"{path}: secret key has {len(key)} bytes, expected {SECRET_BYTES}")
+        return key
+
+    def knowledge_base(self) -> KnowledgeBase:
+        """The knowledge base this node is configured with."""
+        return load_kb(self.kb_path)
+
+
+def init_home(root: Path, site_id: str, kb_path: Path | None = None) -> NodeHome:
+    """Create a node home: configuration, fresh secrets, empty store and vault.
+
+    Refuses a folder that already holds a node configuration, so secrets are never replaced
+    (replacing them would orphan every pseudonym and vault entry).
+    """
+    if not _SITE_ID.match(site_id):
+        raise NodeHomeError(f"site id {site_id!r} must be 1–64 letters, digits, '_' or '-'")
+    if (root / CONFIG_FILE).exists():
+        raise NodeHomeError(f"{root} is already a node home (it has {CONFIG_FILE})")
+    kb = load_kb(kb_path)  # refuse a broken knowledge base before creating anything
+    root.mkdir(parents=True, exist_ok=True)
+    home = NodeHome(root.resolve(), site_id, kb_path.resolve() if kb_path else None)
+    home.secrets.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(home.secrets, 0o700)
+    for name in SECRET_NAMES:
+        _write_private(home.secrets / f"{name}.key", os.urandom(SECRET_BYTES))
+    home.rejects.mkdir(exist_ok=True)
+    _write_config(home, kb.version)
+    # Imported here so that reading a home's configuration does not load the storage engines.
+    from fedrisk.node.store import Store
+    from fedrisk.node.vault import Vault
+
+    Store.create(home.store)
+    Vault.create(home.vault)
+    return home
+
+
+def open_home(root: Path) -> NodeHome:
+    """Read the configuration of an initialised node home."""
+    config = root / CONFIG_FILE
+    if not config.is_file():
+        raise NodeHomeError(
+            f"{root} is not a node home (no {CONFIG_FILE}); run `fedrisk node init`"
+        )
+    try:
+        data = tomllib.loads(config.read_text(encoding="utf-8"))
+        site_id = str(data["node"]["site_id"])
+        kb = str(data["node"].get("kb", ""))
+    except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+        raise NodeHomeError(f"{config}: malformed configuration ({exc})") from None
+    return NodeHome(root.resolve(), site_id, Path(kb) if kb else None)
+
+
+def _write_private(path: Path, content: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+
+
+def _write_config(home: NodeHome, kb_version: str) -> None:
+    kb = str(home.kb_path) if home.kb_path else ""
+    lines = [
+        "# fedrisk node configuration (see docs/operator.md)",
+        "[node]",
+        f"site_id = {json.dumps(home.site_id)}",
+        "# knowledge base folder; empty = the one shipped with fedrisk",
+        f"kb = {json.dumps(kb)}",
+        f"kb_version_at_init = {json.dumps(kb_version)}",
+        f"created = {json.dumps(datetime.now().isoformat(timespec='seconds'))}",
+        'contract = "v1"',
+        "",
+    ]
+    home.config.write_text("\n".join(lines), encoding="utf-8")

@@ -1,0 +1,211 @@
+"""The node's analytic store: desensitized settlements, fee lines and labels, in DuckDB.
+
+DuckDB is embedded (no server to run), columnar and vectorised, which suits both bulk
+ingest from Arrow and the whole-table scans of screening; a batch is written in one ACID
+transaction, so a failure half way leaves the store as it was. See docs/store.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id VARCHAR PRIMARY KEY,
+    content_sha256 VARCHAR NOT NULL,
+    ingested_at TIMESTAMP NOT NULL,
+    files VARCHAR NOT NULL,
+    rows_read BIGINT NOT NULL,
+    rows_accepted BIGINT NOT NULL,
+    rows_rejected BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settlements (
+    site_id VARCHAR NOT NULL,
+    settlement_id VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    site_type VARCHAR NOT NULL,
+    patient_pseudonym VARCHAR NOT NULL,
+    gender VARCHAR NOT NULL,
+    age INTEGER NOT NULL,
+    insurance_type VARCHAR NOT NULL,
+    visit_type VARCHAR NOT NULL,
+    admit_time TIMESTAMP NOT NULL,
+    discharge_time TIMESTAMP,
+    diagnosis_codes VARCHAR NOT NULL,
+    principal_diagnosis VARCHAR,
+    drg_code VARCHAR NOT NULL,
+    doctor_pseudonym VARCHAR,
+    doctor_status VARCHAR NOT NULL,
+    pharmacist_pseudonym VARCHAR,
+    total_amount DECIMAL(14, 2) NOT NULL,
+    fund_paid DECIMAL(14, 2) NOT NULL,
+    settle_time TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lines (
+    site_id VARCHAR NOT NULL,
+    settlement_id VARCHAR NOT NULL,
+    line_no INTEGER NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    item_type VARCHAR NOT NULL,
+    item_code VARCHAR NOT NULL,
+    item_name VARCHAR NOT NULL,
+    trace_code VARCHAR,
+    quantity DECIMAL(12, 3) NOT NULL,
+    unit_price DECIMAL(14, 2) NOT NULL,
+    amount DECIMAL(14, 2) NOT NULL,
+    days_supply INTEGER,
+    order_time TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS labels (
+    site_id VARCHAR NOT NULL,
+    settlement_id VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    label TINYINT NOT NULL,
+    violation_type VARCHAR
+);
+"""
+
+_INSERT_SETTLEMENTS = """
+INSERT INTO settlements SELECT
+    site_id, settlement_id, $batch, site_type, patient_pseudonym, gender, age, insurance_type,
+    visit_type, admit_time, discharge_time, diagnosis_codes, principal_diagnosis, drg_code,
+    doctor_pseudonym, doctor_status, pharmacist_pseudonym,
+    CAST(total_amount AS DECIMAL(14, 2)), CAST(fund_paid AS DECIMAL(14, 2)), settle_time
+FROM incoming_settlements
+"""
+
+_INSERT_LINES = """
+INSERT INTO lines SELECT
+    site_id, settlement_id, CAST(line_no_int AS INTEGER), $batch, item_type, item_code,
+    item_name, NULLIF(trace_code, ''), CAST(quantity AS DECIMAL(12, 3)),
+    CAST(unit_price AS DECIMAL(14, 2)), CAST(amount AS DECIMAL(14, 2)),
+    CAST(days_supply_int AS INTEGER), order_ts
+FROM incoming_lines
+"""
+
+_INSERT_LABELS = """
+INSERT INTO labels SELECT site_id, settlement_id, $batch, CAST(label AS TINYINT),
+    NULLIF(violation_type, '')
+FROM incoming_labels
+"""
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One row of the ``batches`` table."""
+
+    batch_id: str
+    content_sha256: str
+    files: str
+    rows_read: int
+    rows_accepted: int
+    rows_rejected: int
+
+
+@dataclass(frozen=True)
+class StoreCounts:
+    batches: int
+    settlements: int
+    lines: int
+    labels: int
+
+
+class Store:
+    """An open connection to a node's store."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection) -> None:
+        self._db = db
+
+    @staticmethod
+    def create(path: Path) -> None:
+        """Create the store's tables (an empty store)."""
+        with duckdb.connect(str(path)) as db:
+            db.execute(_SCHEMA)
+
+    @staticmethod
+    @contextmanager
+    def open(path: Path, read_only: bool = False) -> Iterator[Store]:
+        with duckdb.connect(str(path), read_only=read_only) as db:
+            yield Store(db)
+
+    def has_content(self, sha256: str) -> str | None:
+        """The batch id under which this exact content was ingested, if any."""
+        row = self._db.execute(
+            "SELECT batch_id FROM batches WHERE content_sha256 = ?", [sha256]
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def settlement_ids(self) -> pa.Array:
+        return self._column("SELECT settlement_id FROM settlements")
+
+    def labelled_ids(self) -> pa.Array:
+        return self._column("SELECT settlement_id FROM labels")
+
+    def line_keys(self, settlement_ids: pa.Array) -> pa.Array:
+        """``settlement_id#line_no`` of stored lines of the given settlements."""
+        self._db.register("wanted", pa.table({"settlement_id": settlement_ids}))
+        try:
+            return self._column(
+                "SELECT l.settlement_id || '#' || l.line_no FROM lines l "
+                "SEMI JOIN wanted w ON l.settlement_id = w.settlement_id"
+            )
+        finally:
+            self._db.unregister("wanted")
+
+    def write_batch(
+        self, record: BatchRecord, settlements: pa.Table, lines: pa.Table, labels: pa.Table
+    ) -> None:
+        """Insert one batch atomically: all of it, or (on any error) none of it."""
+        incoming = {
+            "incoming_settlements": settlements,
+            "incoming_lines": lines,
+            "incoming_labels": labels,
+        }
+        for name, table in incoming.items():
+            self._db.register(name, table)
+        try:
+            self._db.execute("BEGIN TRANSACTION")
+            try:
+                self._insert(record, bool(labels.num_rows))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        finally:
+            for name in incoming:
+                self._db.unregister(name)
+
+    def counts(self) -> StoreCounts:
+        def count(table: str) -> int:
+            row = self._db.execute(f"SELECT count(*) FROM {table}").fetchone()
+            return int(row[0]) if row else 0
+
+        return StoreCounts(count("batches"), count("settlements"), count("lines"), count("labels"))
+
+    def _insert(self, record: BatchRecord, has_labels: bool) -> None:
+        batch = {"batch": record.batch_id}
+        self._db.execute(_INSERT_SETTLEMENTS, batch)
+        self._db.execute(_INSERT_LINES, batch)
+        if has_labels:
+            self._db.execute(_INSERT_LABELS, batch)
+        self._db.execute(
+            "INSERT INTO batches VALUES (?, ?, now()::TIMESTAMP, ?, ?, ?, ?)",
+            [
+                record.batch_id,
+                record.content_sha256,
+                record.files,
+                record.rows_read,
+                record.rows_accepted,
+                record.rows_rejected,
+            ],
+        )
+
+    def _column(self, sql: str) -> pa.Array:
+        table = self._db.sql(sql).to_arrow_table()
+        return table.column(0).combine_chunks().cast(pa.string())

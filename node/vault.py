@@ -1,0 +1,75 @@
+"""The identity vault: raw identifiers, each encrypted under the node's vault key.
+
+It is a separate SQLite file from the analytic store, so that who a record is about and what
+it says are never stored together. Each value is sealed with AES-256-GCM and bound (associated
+data) to its kind and pseudonym; only the matching step, under an audited purpose, opens it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+from fedrisk.crypto.aead import decrypt, encrypt
+from fedrisk.node.desensitize import VaultEntry
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS identities (
+    kind TEXT NOT NULL,
+    pseudonym TEXT NOT NULL,
+    sealed BLOB NOT NULL,
+    PRIMARY KEY (kind, pseudonym)
+)
+"""
+
+
+class Vault:
+    """Encrypted identifiers keyed by (kind, pseudonym)."""
+
+    def __init__(self, path: Path, key: bytes) -> None:
+        self._path = path
+        self._key = key
+
+    @staticmethod
+    def create(path: Path) -> None:
+        """Create an empty vault file readable by its owner only."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        with sqlite3.connect(path) as db:
+            db.execute(_SCHEMA)
+
+    def put(self, entries: Iterable[VaultEntry]) -> int:
+        """Store the identities not yet in the vault; returns how many were new.
+
+        Idempotent: an identity already present is left as it is, so a batch that is retried
+        after a failure adds nothing twice.
+        """
+        with sqlite3.connect(self._path) as db:
+            known = {(k, p) for k, p in db.execute("SELECT kind, pseudonym FROM identities")}
+            rows = [
+                (e.kind, e.pseudonym, encrypt(self._key, e.identifier.encode(), _aad(e)))
+                for e in entries
+                if (e.kind, e.pseudonym) not in known
+            ]
+            db.executemany("INSERT OR IGNORE INTO identities VALUES (?, ?, ?)", rows)
+        return len(rows)
+
+    def get(self, kind: str, pseudonym: str) -> str | None:
+        """The raw identifier behind a pseudonym (only for the audited matching step)."""
+        with sqlite3.connect(self._path) as db:
+            row = db.execute(
+                "SELECT sealed FROM identities WHERE kind = ? AND pseudonym = ?", (kind, pseudonym)
+            ).fetchone()
+        if row is None:
+            return None
+        return decrypt(self._key, bytes(row[0]), _aad(VaultEntry(kind, pseudonym, ""))).decode()
+
+    def count(self) -> int:
+        with sqlite3.connect(self._path) as db:
+            return int(db.execute("SELECT count(*) FROM identities").fetchone()[0])
+
+
+def _aad(entry: VaultEntry) -> bytes:
+    return f"fedrisk-vault-v1\0{entry.kind}\0{entry.pseudonym}".encode()
