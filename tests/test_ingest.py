@@ -1,0 +1,190 @@
+"""Ingest: counts add up, rejects name row and field, re-ingest is idempotent, a failure half
+way leaves the store as it was, and no raw identifier reaches any file of the node home."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidTag
+
+from fedrisk.node.home import NodeHome, init_home
+from fedrisk.node.ingest import ingest, read_rejects
+from fedrisk.node.store import Store, StoreCounts
+from fedrisk.node.vault import Vault
+from tests.privacy import files_containing, raw_identifiers, store_values_containing
+
+
+def _counts(home: NodeHome) -> StoreCounts:
+    with Store.open(home.store, read_only=True) as store:
+        return store.counts()
+
+
+def _ingest_site(home: NodeHome, folder: Path):  # type: ignore[no-untyped-def]
+    return ingest(home, folder / "settlements.csv", folder / "lines.csv")
+
+
+def test_sample_hospital_counts_add_up_and_rejects_name_the_field(
+    sample_dir: Path, hospital_home: NodeHome
+) -> None:
+    report = _ingest_site(hospital_home, sample_dir / "H33010000")
+    for f in report.files:
+        assert f.accepted + f.rejected == f.read
+    assert {f.file: f.read for f in report.files} == {"settlements": 77, "lines": 157}
+    assert report.rejects_path is not None
+    rejects = read_rejects(report.rejects_path)
+    by_row = {(r.file, r.row): r for r in rejects}
+    # S00000144 has birth_date 2026-02-30: rejected, and its fee line follows it.
+    assert by_row[("settlements.csv", 22)].field == "birth_date"
+    assert by_row[("settlements.csv", 22)].settlement_id == "S00000144"
+    assert by_row[("lines.csv", 158)].field == "settlement_id"
+    assert len(rejects) == 2
+    counts = _counts(hospital_home)
+    assert (counts.settlements, counts.lines) == (76, 156)
+
+
+def test_reingesting_the_same_files_adds_nothing(sample_dir: Path, hospital_home: NodeHome) -> None:
+    first = _ingest_site(hospital_home, sample_dir / "H33010000")
+    before = _counts(hospital_home)
+    second = _ingest_site(hospital_home, sample_dir / "H33010000")
+    assert second.already_ingested and second.batch_id == first.batch_id
+    assert _counts(hospital_home) == before
+
+
+def test_overlapping_batch_rejects_what_is_already_stored(
+    sample_dir: Path, hospital_home: NodeHome, tmp_path: Path
+) -> None:
+    site = sample_dir / "H33010000"
+    _ingest_site(hospital_home, site)
+    before = _counts(hospital_home)
+    # The same rows re-exported with a trailing extra column: different bytes, same content.
+    export = tmp_path / "reexport"
+    export.mkdir()
+    for name in ("settlements.csv", "lines.csv"):
+        rows = (site / name).read_text(encoding="utf-8").splitlines()
+        rows = [rows[0] + ",exported_by"] + [r + ",his" for r in rows[1:]]
+        (export / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    report = _ingest_site(hospital_home, export)
+    assert not report.already_ingested
+    assert all(f.accepted == 0 and f.rejected == f.read for f in report.files)
+    reasons = {r.reason for r in read_rejects(report.rejects_path)}  # type: ignore[arg-type]
+    assert "already ingested" in reasons
+    after = _counts(hospital_home)
+    assert (after.settlements, after.lines) == (before.settlements, before.lines)
+
+
+def test_failure_inside_the_store_write_leaves_the_store_unchanged(
+    sample_dir: Path, hospital_home: NodeHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ingest_site(hospital_home, sample_dir / "H33010000")
+    before = _counts(hospital_home)
+    other = init_home(hospital_home.root.parent / "p", "P33010701")
+    real_insert = Store._insert
+
+    def insert_then_fail(self: Store, record, has_labels):  # type: ignore[no-untyped-def]
+        real_insert(self, record, has_labels)  # settlements, lines and the batch row are in…
+        raise OSError("disk full")  # …and then the write fails before COMMIT
+
+    monkeypatch.setattr(Store, "_insert", insert_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        _ingest_site(other, sample_dir / "P33010701")
+    assert _counts(other) == StoreCounts(0, 0, 0, 0)
+    assert _counts(hospital_home) == before
+    monkeypatch.undo()
+    report = _ingest_site(other, sample_dir / "P33010701")  # a retry then succeeds in full
+    assert not report.already_ingested
+    assert _counts(other).settlements == 67
+
+
+def test_killed_ingest_leaves_no_partial_batch(sample_dir: Path, tmp_path: Path) -> None:
+    """SIGKILL in the middle of the store transaction, in a real separate process."""
+    home = init_home(tmp_path / "node", "P33010701")
+    site = sample_dir / "P33010701"
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from pathlib import Path
+        from fedrisk.node.home import open_home
+        from fedrisk.node.ingest import ingest
+        from fedrisk.node.store import Store
+        real = Store._insert
+        def insert_then_die(self, record, has_labels):
+            real(self, record, has_labels)
+            os.kill(os.getpid(), signal.SIGKILL)
+        Store._insert = insert_then_die
+        site = Path({str(site)!r})
+        ingest(open_home(Path({str(home.root)!r})), site / "settlements.csv", site / "lines.csv")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert done.returncode == -9, done.stderr.decode()
+    assert _counts(home) == StoreCounts(0, 0, 0, 0)
+    report = ingest(home, site / "settlements.csv", site / "lines.csv")
+    assert not report.already_ingested
+    assert _counts(home).settlements == 67
+
+
+def test_no_raw_identifier_in_any_file_of_the_node_home(sample_dir: Path, tmp_path: Path) -> None:
+    for site_id in ("H33010000", "P33010701"):
+        home = init_home(tmp_path / site_id, site_id)
+        site = sample_dir / site_id
+        _ingest_site(home, site)
+        needles = raw_identifiers(site / "settlements.csv")
+        assert len(needles) > 50  # the scan looks for something real
+        assert files_containing(home.root, needles) == {}
+        assert store_values_containing(home.store, needles) == []
+
+
+def test_vault_holds_the_identifiers_encrypted_and_returns_them(
+    sample_dir: Path, hospital_home: NodeHome
+) -> None:
+    import duckdb
+
+    _ingest_site(hospital_home, sample_dir / "H33010000")
+    with duckdb.connect(str(hospital_home.store), read_only=True) as db:
+        pseudonym, status = db.execute(
+            "SELECT doctor_pseudonym, doctor_status FROM settlements "
+            "WHERE settlement_id = 'S00000129'"
+        ).fetchone()  # type: ignore[misc]
+        patient = db.execute(
+            "SELECT patient_pseudonym FROM settlements WHERE settlement_id = 'S00000065'"
+        ).fetchone()[0]  # type: ignore[index]
+        unknown = db.execute(
+            "SELECT doctor_pseudonym, doctor_status FROM settlements "
+            "WHERE settlement_id = 'S00000135'"
+        ).fetchone()
+    assert status == "ok"
+    assert unknown == (None, "unknown")
+    vault = Vault(hospital_home.vault, hospital_home.secret("vault"))
+    assert vault.get("doctor", pseudonym) == "D0000004B"
+    assert vault.get("patient", patient) == "330106198212025792"
+    assert vault.get("patient", "0" * 32) is None
+    wrong_key = Vault(hospital_home.vault, bytes(32))
+    with pytest.raises(InvalidTag):
+        wrong_key.get("doctor", pseudonym)
+
+
+def test_age_replaces_birth_date(sample_dir: Path, hospital_home: NodeHome) -> None:
+    import duckdb
+
+    _ingest_site(hospital_home, sample_dir / "H33010000")
+    with duckdb.connect(str(hospital_home.store), read_only=True) as db:
+        columns = {r[0] for r in db.execute("DESCRIBE settlements").fetchall()}
+        # born 1969-08-28, admitted 2026-03-25: 56 completed years
+        age = db.execute("SELECT age FROM settlements WHERE settlement_id='S00000129'").fetchone()
+    assert "birth_date" not in columns and "patient_name" not in columns
+    assert age == (56,)
+
+
+def test_rejects_file_is_json_lines_without_identifiers(
+    sample_dir: Path, hospital_home: NodeHome
+) -> None:
+    report = _ingest_site(hospital_home, sample_dir / "H33010000")
+    assert report.rejects_path is not None
+    for line in report.rejects_path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        assert set(record) == {"file", "row", "settlement_id", "field", "reason", "other_fields"}
