@@ -73,7 +73,10 @@ def read_contract_csv(path: Path, columns: tuple[str, ...]) -> CsvColumns:
             path,
             # Single-threaded so that the row numbers of malformed rows are known.
             read_options=pcsv.ReadOptions(use_threads=False, block_size=1 << 24),
-            parse_options=pcsv.ParseOptions(invalid_row_handler=on_bad_row),
+            # Quoted values may hold line breaks (free-text item names from some HIS exports).
+            parse_options=pcsv.ParseOptions(
+                invalid_row_handler=on_bad_row, newlines_in_values=True
+            ),
             convert_options=pcsv.ConvertOptions(
                 include_columns=list(columns),
                 column_types={c: pa.string() for c in columns},
