@@ -62,27 +62,28 @@ def national_ids(col: Column) -> np.ndarray:
     if not good.any():
         return good
     text = pc.if_else(pa.array(good), col, pa.scalar("0" * 18))
-    raw = np.frombuffer(b"".join(s.encode() for s in _strings(text)), dtype=np.uint8)
-    chars = raw.reshape(-1, 18)
+    chars = _fixed_width_bytes(text, 18)
     digits = chars[:, :17].astype(np.int64) - ord("0")
     expected = _ID_CHECK[(digits @ _ID_WEIGHTS) % 11]
     return np.asarray(good & (chars[:, 17] == expected), dtype=bool)
 
 
-def duplicated(keys: np.ndarray) -> np.ndarray:
-    """True for every occurrence of a key after its first one."""
-    if len(keys) == 0:
+def duplicated(col: Column) -> np.ndarray:
+    """True for every occurrence of a value after its first one."""
+    if len(col) == 0:
         return np.zeros(0, dtype=bool)
-    _, first = np.unique(keys, return_index=True)
-    later = np.ones(len(keys), dtype=bool)
+    whole = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    codes = np.asarray(pc.dictionary_encode(whole).indices.to_numpy(zero_copy_only=False))
+    _, first = np.unique(codes, return_index=True)
+    later = np.ones(len(codes), dtype=bool)
     later[first] = False
     return later
 
 
-def strings(col: Column) -> np.ndarray:
-    """A string column as a numpy array of Python strings (for set lookups and keys)."""
-    return np.asarray(_strings(col), dtype=object)
-
-
-def _strings(col: Column) -> list[str]:
-    return [str(v) for v in col.to_pylist()]
+def _fixed_width_bytes(col: Column, width: int) -> np.ndarray:
+    """An (n, width) uint8 view of a column whose values are all ``width`` ASCII bytes."""
+    whole = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    offsets = np.frombuffer(whole.buffers()[1], dtype=np.int32)
+    offsets = offsets[whole.offset : whole.offset + len(whole) + 1]
+    data = np.frombuffer(whole.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return data.reshape(-1, width)

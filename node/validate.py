@@ -199,7 +199,7 @@ def validate_lines(
     )
     f.add(
         "line_no",
-        line_ok & checks.duplicated(checks.strings(keys)),
+        line_ok & checks.duplicated(keys),
         "duplicate line_no in the settlement",
     )
     f.add(
@@ -246,7 +246,7 @@ def validate_labels(
     _check_parent(f, ids, known)
     f.add(
         "settlement_id",
-        checks.duplicated(checks.strings(ids)),
+        checks.duplicated(ids),
         "duplicate label for the settlement in file",
     )
     f.add("settlement_id", checks.mask(pc.is_in(ids, value_set=stored_labels)), "already ingested")
@@ -278,7 +278,7 @@ def _check_settlement_id(f: _Failures, ids: pa.ChunkedArray, stored: pa.Array) -
     f.add("settlement_id", is_empty, "empty")
     f.add(
         "settlement_id",
-        ~is_empty & checks.duplicated(checks.strings(ids)),
+        ~is_empty & checks.duplicated(ids),
         "duplicate settlement_id in file",
     )
     f.add("settlement_id", checks.mask(pc.is_in(ids, value_set=stored)), "already ingested")
