@@ -33,7 +33,8 @@ def generate_command(
     except FedriskError as error:
         raise fail(error) from None
     console.print(summary_table(summary))
-    console.print(f"wrote {out}")
+    console.print(rules_table(summary))
+    console.print(f"wrote {out} (truth: {out / 'truth.csv'})")
 
 
 def generate_with_progress(
@@ -72,4 +73,20 @@ def summary_table(summary: DatasetSummary) -> Table:
             f"{site.labels:,}",
             f"{site.malformed:,}",
         )
+    return table
+
+
+def rules_table(summary: DatasetSummary) -> Table:
+    """Injected incidents per rule id, and the model-only fraud per kind."""
+    table = Table(title="injected incidents (truth.csv) and model-only fraud (labels only)")
+    for column in ("rule / fraud kind", "incidents", "settlements involved", "note"):
+        table.add_column(
+            column, justify="left" if column in ("rule / fraud kind", "note") else "right"
+        )
+    for rule in summary.rules:
+        table.add_row(
+            rule.rule_id, f"{rule.incidents:,}", f"{rule.settlements:,}", rule.skipped or ""
+        )
+    for kind, count in summary.fraud:
+        table.add_row(f"other: {kind}", f"{count:,}", f"{count:,}", "labels only")
     return table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,7 @@ from fedrisk.cli.node import ingest_node
 from fedrisk.cli.render import console, fail, ingest_summary_line
 from fedrisk.models.errors import ContractError, FedriskError
 from fedrisk.node.home import CONFIG_FILE, init_home, open_home
-from fedrisk.node.ingest import IngestReport
+from fedrisk.node.ingest import IngestReport, read_rejects
 
 
 def demo_command(
@@ -41,6 +42,7 @@ def demo_command(
     except FedriskError as error:
         raise fail(error) from None
     console.print(demo_table(reports))
+    console.print(rejects_table(reports))
     for site, report in reports.items():
         console.print(ingest_summary_line(site, report))
 
@@ -84,4 +86,18 @@ def demo_table(reports: dict[str, IngestReport]) -> Table:
             cells.get("labels", "—"),
             report.batch_id,
         )
+    return table
+
+
+def rejects_table(reports: dict[str, IngestReport]) -> Table:
+    """Rejected rows per site, by file and first failing field."""
+    table = Table(title="rejected rows by file and field (details in WORKDIR/<site>/rejects/)")
+    for column in ("site", "file", "field", "rows"):
+        table.add_column(column, justify="right" if column == "rows" else "left")
+    for site, report in reports.items():
+        if report.rejects_path is None:
+            continue
+        counts = Counter((r.file, r.field) for r in read_rejects(report.rejects_path))
+        for (file, field), count in sorted(counts.items()):
+            table.add_row(site, file, field, f"{count:,}")
     return table

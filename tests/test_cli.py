@@ -1,0 +1,87 @@
+"""The console script as a user meets it: help everywhere, clear errors, the demo end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fedrisk.cli.main import app
+from fedrisk.node.store import Store
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["node"], ["data"], ["node", "init"], ["node", "ingest"], ["data", "generate"], ["demo"]],
+)
+def test_help_everywhere(args: list[str]) -> None:
+    result = runner.invoke(app, [*args, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_init_then_ingest_prints_counts(sample_dir: Path, tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    site = sample_dir / "H33010000"
+    init = runner.invoke(app, ["node", "init", "--home", str(home), "--site-id", "H33010000"])
+    assert init.exit_code == 0, init.output
+    args = ["--settlements", str(site / "settlements.csv"), "--lines", str(site / "lines.csv")]
+    first = runner.invoke(app, ["node", "ingest", "--home", str(home), *args])
+    assert first.exit_code == 0, first.output
+    assert "76" in first.output and "157" in first.output
+    again = runner.invoke(app, ["node", "ingest", "--home", str(home), *args])
+    assert again.exit_code == 0 and "already ingested" in again.output
+    status = runner.invoke(app, ["node", "status", "--home", str(home)])
+    assert "76 settlements" in status.output
+
+
+def test_errors_are_one_clear_line_without_traceback(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["node", "ingest", "--home", str(tmp_path), "--settlements", "s", "--lines", "l"]
+    )
+    assert result.exit_code == 2
+    assert "not a node home" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_column_refuses_the_file(sample_dir: Path, tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    runner.invoke(app, ["node", "init", "--home", str(home), "--site-id", "H33010000"])
+    site = sample_dir / "H33010000"
+    rows = (site / "settlements.csv").read_text(encoding="utf-8").splitlines()
+    header = rows[0].split(",")
+    drop = header.index("gender")
+    cut = [",".join(f for i, f in enumerate(r.split(",")) if i != drop) for r in rows]
+    (tmp_path / "s.csv").write_text("\n".join(cut) + "\n", encoding="utf-8")
+    files = ["--settlements", str(tmp_path / "s.csv"), "--lines", str(site / "lines.csv")]
+    result = runner.invoke(app, ["node", "ingest", "--home", str(home), *files])
+    assert result.exit_code == 2
+    assert "missing column(s) gender" in result.output
+    with Store.open(home / "store.duckdb", read_only=True) as store:
+        assert store.counts().settlements == 0
+
+
+def test_demo_generates_initialises_and_ingests_every_site(tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    args = ["demo", "--sites", "3", "--settlements", "400", "--workdir", str(work)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    homes = sorted(p.parent.name for p in work.glob("*/config.toml"))
+    assert len(homes) == 3
+    for site in homes:
+        assert site in result.output
+        with Store.open(work / site / "store.duckdb", read_only=True) as store:
+            assert store.counts().settlements > 100
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and again.output.count("already ingested") >= 3
+
+
+def test_demo_takes_contract_data_from_a_folder(sample_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--data", str(sample_dir), "--workdir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "H33010000" / "config.toml").is_file()
+    assert (tmp_path / "P33010701" / "config.toml").is_file()
+    assert "birth_date" in result.output  # the sample's one malformed row, by field
