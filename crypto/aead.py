@@ -16,8 +16,17 @@ NONCE_BYTES = 12
 
 def encrypt(key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
     """``nonce ‖ ciphertext ‖ tag`` of ``plaintext`` under ``key``, bound to ``associated_data``."""
-    nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, associated_data)
+    return encrypt_many(key, [(plaintext, associated_data)])[0]
+
+
+def encrypt_many(key: bytes, items: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """:func:`encrypt` of many ``(plaintext, associated_data)`` pairs, one key schedule."""
+    cipher = AESGCM(key)
+    sealed = []
+    for plaintext, associated_data in items:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed.append(nonce + cipher.encrypt(nonce, plaintext, associated_data))
+    return sealed
 
 
 def decrypt(key: bytes, sealed: bytes, associated_data: bytes) -> bytes:

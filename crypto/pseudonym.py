@@ -8,9 +8,8 @@ unrelated pseudonyms at different nodes, so pseudonyms cannot be linked across s
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable
-
-from cryptography.hazmat.primitives import hashes, hmac
 
 KEY_BYTES = 32
 PSEUDONYM_BYTES = 16  # 128 bits: collisions are negligible for any realistic population
@@ -22,13 +21,19 @@ def pseudonym(key: bytes, kind: str, identifier: str) -> str:
     ``kind`` (``patient``, ``doctor``, ``pharmacist``) separates the domains, so a doctor and a
     patient who happen to share an identifier string do not share a pseudonym.
     """
-    if len(key) != KEY_BYTES:
-        raise ValueError(f"pseudonym key must be {KEY_BYTES} bytes, got {len(key)}")
-    mac = hmac.HMAC(key, hashes.SHA256())
-    mac.update(kind.encode() + b"\0" + identifier.encode())
-    return mac.finalize()[:PSEUDONYM_BYTES].hex()
+    return pseudonyms(key, kind, [identifier])[0]
 
 
 def pseudonyms(key: bytes, kind: str, identifiers: Iterable[str]) -> list[str]:
-    """Pseudonyms of many identifiers, in order. Pass distinct values: each costs one HMAC."""
-    return [pseudonym(key, kind, identifier) for identifier in identifiers]
+    """Pseudonyms of many identifiers, in order. Pass distinct values: each costs one HMAC.
+
+    Uses the standard library's one-shot ``hmac.digest`` (OpenSSL's HMAC in one C call), which
+    costs a third of building an HMAC object per value.
+    """
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"pseudonym key must be {KEY_BYTES} bytes, got {len(key)}")
+    prefix = kind.encode() + b"\0"
+    return [
+        hmac.digest(key, prefix + identifier.encode(), "sha256")[:PSEUDONYM_BYTES].hex()
+        for identifier in identifiers
+    ]

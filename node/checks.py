@@ -13,10 +13,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fedrisk.models.schema import PATIENT_ID_PATTERN
+from fedrisk.models.schema import DATE_FORMAT, DATETIME_FORMAT, PATIENT_ID_PATTERN
 
 Column: TypeAlias = pa.ChunkedArray | pa.Array
 
+_SHAPES = {
+    DATE_FORMAT: r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}$",
+    DATETIME_FORMAT: r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$",
+}
 _ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
 _ID_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
 
@@ -41,13 +45,15 @@ def one_of(col: Column, allowed: Iterable[str]) -> np.ndarray:
 def timestamps(col: Column, fmt: str) -> tuple[np.ndarray, pa.ChunkedArray]:
     """Good mask and parsed timestamps (seconds) of a date or datetime column.
 
-    A value is good only when formatting the parsed time gives back the same text: Arrow's
-    parser accepts ``2026-02-30`` (as 2 March) and ``2026-2-1``, which are not real contract
-    dates.
+    A value is good when it has exactly the contract's shape, parses, and names a real day:
+    Arrow's parser accepts ``2026-02-30`` (as 2 March), so the parsed day of the month must
+    equal the written one.
     """
+    shaped = matches(col, _SHAPES[fmt])
     parsed = pc.strptime(col, format=fmt, unit="s", error_is_null=True)
-    good = mask(pc.equal(pc.strftime(parsed, format=fmt), col))
-    return good, parsed
+    day_text = pc.if_else(pa.array(shaped), pc.utf8_slice_codeunits(col, 8, 10), pa.scalar("0"))
+    written_day = pc.cast(day_text, pa.int64())
+    return shaped & mask(pc.equal(pc.day(parsed), written_day)), parsed
 
 
 def as_float(col: Column, good: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ settlement id) so that ingest can reject them instead of losing them.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,21 +70,10 @@ def read_contract_csv(path: Path, columns: tuple[str, ...]) -> CsvColumns:
         return "skip"
 
     try:
-        table = pcsv.read_csv(
-            path,
-            # Single-threaded so that the row numbers of malformed rows are known.
-            read_options=pcsv.ReadOptions(use_threads=False, block_size=1 << 24),
-            # Quoted values may hold line breaks (free-text item names from some HIS exports).
-            parse_options=pcsv.ParseOptions(
-                invalid_row_handler=on_bad_row, newlines_in_values=True
-            ),
-            convert_options=pcsv.ConvertOptions(
-                include_columns=list(columns),
-                column_types={c: pa.string() for c in columns},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        table = _parse(path, columns, on_bad_row, threads=True)
+        if bad and not _locate(path, bad):
+            bad.clear()  # a single-threaded parse numbers every malformed row itself
+            table = _parse(path, columns, on_bad_row, threads=False)
     except pa.ArrowInvalid:
         # Arrow's message may quote the offending row, identifiers included: never repeat it.
         raise ContractError(
@@ -94,6 +84,46 @@ def read_contract_csv(path: Path, columns: tuple[str, ...]) -> CsvColumns:
     return CsvColumns(
         path, trimmed, _row_numbers(table.num_rows, [b.row for b in bad_shape]), bad_shape
     )
+
+
+def _parse(
+    path: Path,
+    columns: tuple[str, ...],
+    on_bad_row: Callable[[pcsv.InvalidRow], str],
+    threads: bool,
+) -> pa.Table:
+    return pcsv.read_csv(
+        path,
+        read_options=pcsv.ReadOptions(use_threads=threads, block_size=1 << 24),
+        # Quoted values may hold line breaks (free-text item names from some HIS exports).
+        parse_options=pcsv.ParseOptions(invalid_row_handler=on_bad_row, newlines_in_values=True),
+        convert_options=pcsv.ConvertOptions(
+            include_columns=list(columns),
+            column_types={c: pa.string() for c in columns},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+def _locate(path: Path, bad: list[tuple[int, str]]) -> bool:
+    """Number the malformed rows of a multi-threaded parse (Arrow gives none) by finding each
+    one's text at the start of a line of the file; False when one cannot be found."""
+    data = path.read_bytes()
+    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n"))
+    numbered: list[tuple[int, str]] = []
+    taken: set[int] = set()
+    for _, text in bad:
+        needle = text.encode("utf-8")
+        position = data.find(needle)
+        while position != -1 and (position in taken or (position and data[position - 1] != 10)):
+            position = data.find(needle, position + 1)
+        if position == -1:
+            return False
+        taken.add(position)
+        numbered.append((int(np.searchsorted(newlines, position)) + 1, text))
+    bad[:] = sorted(numbered)
+    return True
 
 
 def _header(path: Path) -> list[str]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable
+from contextlib import closing
 from pathlib import Path
 
-from fedrisk.crypto.aead import decrypt, encrypt
+from fedrisk.crypto.aead import decrypt, encrypt_many
 from fedrisk.node.desensitize import VaultEntry
 
 _SCHEMA = """
@@ -37,7 +38,7 @@ class Vault:
         """Create an empty vault file readable by its owner only."""
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
-        with sqlite3.connect(path) as db:
+        with closing(sqlite3.connect(path)) as db, db:
             db.execute(_SCHEMA)
 
     def put(self, entries: Iterable[VaultEntry]) -> int:
@@ -46,19 +47,17 @@ class Vault:
         Idempotent: an identity already present is left as it is, so a batch that is retried
         after a failure adds nothing twice.
         """
-        with sqlite3.connect(self._path) as db:
-            known = {(k, p) for k, p in db.execute("SELECT kind, pseudonym FROM identities")}
-            rows = [
-                (e.kind, e.pseudonym, encrypt(self._key, e.identifier.encode(), _aad(e)))
-                for e in entries
-                if (e.kind, e.pseudonym) not in known
-            ]
+        batch = list(entries)
+        sealed = encrypt_many(self._key, [(e.identifier.encode(), _aad(e)) for e in batch])
+        rows = [(e.kind, e.pseudonym, s) for e, s in zip(batch, sealed, strict=True)]
+        with closing(sqlite3.connect(self._path)) as db, db:
+            before = db.total_changes
             db.executemany("INSERT OR IGNORE INTO identities VALUES (?, ?, ?)", rows)
-        return len(rows)
+            return db.total_changes - before
 
     def get(self, kind: str, pseudonym: str) -> str | None:
         """The raw identifier behind a pseudonym (only for the audited matching step)."""
-        with sqlite3.connect(self._path) as db:
+        with closing(sqlite3.connect(self._path)) as db:
             row = db.execute(
                 "SELECT sealed FROM identities WHERE kind = ? AND pseudonym = ?", (kind, pseudonym)
             ).fetchone()
@@ -67,7 +66,7 @@ class Vault:
         return decrypt(self._key, bytes(row[0]), _aad(VaultEntry(kind, pseudonym, ""))).decode()
 
     def count(self) -> int:
-        with sqlite3.connect(self._path) as db:
+        with closing(sqlite3.connect(self._path)) as db:
             return int(db.execute("SELECT count(*) FROM identities").fetchone()[0])
 
 

@@ -19,7 +19,7 @@ errors = Console(stderr=True)
 
 def fail(error: FedriskError) -> typer.Exit:
     """Print a fedrisk error (its message is safe to show) and give the exit to raise."""
-    errors.print(f"[bold red]error:[/] {error}")
+    errors.print(f"[bold red]error:[/] {error}", soft_wrap=True)
     return typer.Exit(code=2)
 
 
