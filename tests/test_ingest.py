@@ -3,6 +3,7 @@ way leaves the store as it was, and no raw identifier reaches any file of the no
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -188,3 +189,35 @@ def test_rejects_file_is_json_lines_without_identifiers(
     for line in report.rejects_path.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         assert set(record) == {"file", "row", "settlement_id", "field", "reason", "other_fields"}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from fedrisk.synth import generate_dataset
+
+    out = tmp_path_factory.mktemp("generated")
+    generate_dataset(out, sites=3, settlements=1500, seed=11)
+    return out
+
+
+def _manifest(site: Path) -> set[tuple[str, int, str]]:
+    with (site / "malformed.csv").open(encoding="utf-8", newline="") as handle:
+        return {(r["file"], int(r["row"]), r["field"]) for r in csv.DictReader(handle)}
+
+
+def test_generated_sites_reject_exactly_the_malformed_rows_and_leak_nothing(
+    generated: Path, tmp_path: Path
+) -> None:
+    sites = sorted(p for p in generated.iterdir() if p.is_dir())
+    assert len(sites) == 3
+    for site in sites:
+        home = init_home(tmp_path / site.name, site.name)
+        report = ingest(home, site / "settlements.csv", site / "lines.csv", site / "labels.csv")
+        assert all(f.accepted + f.rejected == f.read for f in report.files)
+        assert report.rejects_path is not None
+        rejected = {(r.file, r.row, r.field) for r in read_rejects(report.rejects_path)}
+        assert rejected == _manifest(site)
+        needles = raw_identifiers(site / "settlements.csv")
+        assert len(needles) > 500  # the scan looks for something real
+        assert files_containing(home.root, needles) == {}
+        assert store_values_containing(home.store, needles) == []
