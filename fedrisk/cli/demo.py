@@ -44,7 +44,7 @@ def demo_command(
     console.print(demo_table(reports))
     console.print(rejects_table(reports))
     for site, report in reports.items():
-        console.print(ingest_summary_line(site, report))
+        console.print(ingest_summary_line(site, report), soft_wrap=True)
 
 
 def contract_sites(data: Path) -> dict[str, Path]:
@@ -90,14 +90,18 @@ def demo_table(reports: dict[str, IngestReport]) -> Table:
 
 
 def rejects_table(reports: dict[str, IngestReport]) -> Table:
-    """Rejected rows per site, by file and first failing field."""
-    table = Table(title="rejected rows by file and field (details in WORKDIR/<site>/rejects/)")
-    for column in ("site", "file", "field", "rows"):
-        table.add_column(column, justify="right" if column == "rows" else "left")
-    for site, report in reports.items():
-        if report.rejects_path is None:
-            continue
-        counts = Counter((r.file, r.field) for r in read_rejects(report.rejects_path))
-        for (file, field), count in sorted(counts.items()):
-            table.add_row(site, file, field, f"{count:,}")
+    """Rejected rows by file and first failing field (rows) and site (columns)."""
+    counts: dict[str, Counter[tuple[str, str]]] = {
+        site: Counter((r.file, r.field) for r in read_rejects(report.rejects_path))
+        for site, report in reports.items()
+        if report.rejects_path is not None
+    }
+    table = Table(title="rejected rows by first failing field (details: WORKDIR/<site>/rejects/)")
+    table.add_column("file: field")
+    for site in counts:
+        table.add_column(site, justify="right")
+    keys = sorted({key for per_site in counts.values() for key in per_site})
+    for file, field in keys:
+        cells = [f"{counts[site][(file, field)]:,}" for site in counts]
+        table.add_row(f"{file.removesuffix('.csv')}: {field}", *cells)
     return table

@@ -65,7 +65,7 @@ def ingest_command(
         raise fail(error) from None
     if not report.already_ingested:
         console.print(ingest_table(node.site_id, report))
-    console.print(ingest_summary_line(node.site_id, report))
+    console.print(ingest_summary_line(node.site_id, report), soft_wrap=True)
 
 
 @app.command("status")
