@@ -12,11 +12,13 @@ import json
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
+from fedrisk.models.kb import KnowledgeBase
 from fedrisk.models.schema import LABEL_COLUMNS, LINE_COLUMNS, SETTLEMENT_COLUMNS
 from fedrisk.node.csvread import read_contract_csv
 from fedrisk.node.desensitize import desensitize
@@ -24,15 +26,17 @@ from fedrisk.node.home import NodeHome
 from fedrisk.node.store import BatchRecord, Store
 from fedrisk.node.validate import (
     Known,
+    PendingLines,
     Reject,
     Validated,
+    check_lines,
+    finish_lines,
     validate_labels,
-    validate_lines,
     validate_settlements,
 )
 from fedrisk.node.vault import Vault
 
-STAGES = ("read", "validate", "desensitize", "vault", "store")
+STAGES = ("read", "validate", "desensitize", "store")
 Progress = Callable[[str], None]
 
 
@@ -69,60 +73,84 @@ def ingest(
     labels: Path | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
-    """Validate, desensitize and store one batch of contract files at ``home``."""
+    """Validate, desensitize and store one batch of contract files at ``home``.
+
+    Settlements and fee lines are read and checked in two threads (Arrow and DuckDB release
+    the GIL, so a 2-core node uses both cores); the vault is written while the lines are
+    checked and the store inserts, and the store commits only once the vault holds every
+    identity of the batch.
+    """
     started = time.perf_counter()
     step = progress or (lambda stage: None)
-    inputs = [("settlements", settlements), ("lines", lines)]
+    inputs = {"settlements": settlements, "lines": lines}
     if labels is not None:
-        inputs.append(("labels", labels))
-    digest = _content_sha256([path for _, path in inputs])
-    batch_id = digest[:16]
-    with Store.open(home.store) as store:
-        earlier = store.has_content(digest)
-        if earlier is not None:
-            return IngestReport(earlier, (), True, None, 0, time.perf_counter() - started)
+        inputs["labels"] = labels
+    kb = home.knowledge_base()
+    with Store.open(home.store) as store, ThreadPoolExecutor(max_workers=3) as pool:
+        digest_job = pool.submit(_content_sha256, list(inputs.values()))
         step("read")
-        read = {
-            "settlements": read_contract_csv(settlements, SETTLEMENT_COLUMNS),
-            "lines": read_contract_csv(lines, LINE_COLUMNS),
-        }
-        if labels is not None:
-            read["labels"] = read_contract_csv(labels, LABEL_COLUMNS)
+        lines_job = pool.submit(_read_and_check_lines, lines, home.site_id, kb)
+        read = read_contract_csv(settlements, SETTLEMENT_COLUMNS)
         step("validate")
         stored_ids = store.settlement_ids()
-        s = validate_settlements(read["settlements"], home.site_id, stored_ids)
-        accepted_ids = s.accepted.column("settlement_id").combine_chunks()
-        all_ids = read["settlements"].column("settlement_id").combine_chunks()
-        known = Known(accepted_ids, all_ids, stored_ids)
-        line_ids = read["lines"].column("settlement_id").combine_chunks()
-        kb = home.knowledge_base()
-        ln = validate_lines(read["lines"], home.site_id, kb, known, store.line_keys(line_ids))
-        lb = None
-        if "labels" in read:
-            lb = validate_labels(read["labels"], home.site_id, known, store.labelled_ids())
-        results = [r for r in (s, ln, lb) if r is not None]
+        s = validate_settlements(read, home.site_id, stored_ids)
         step("desensitize")
         clean = desensitize(s.accepted, home.secret("pseudonym"))
-        rejects_path = _write_rejects(home, batch_id, results)
-        step("vault")
-        new_identities = Vault(home.vault, home.secret("vault")).put(clean.vault)
-        step("store")
-        record = BatchRecord(
-            batch_id=batch_id,
-            content_sha256=digest,
-            files=json.dumps({name: str(path) for name, path in inputs}),
-            rows_read=sum(r.rows_read for r in results),
-            rows_accepted=sum(r.accepted.num_rows for r in results),
-            rows_rejected=sum(len(r.rejects) for r in results),
+        # Idempotent, so it may start before the batch is known to be new.
+        vault_job = pool.submit(Vault(home.vault, home.secret("vault")).put, clean.vault)
+        digest = digest_job.result()
+        earlier = store.has_content(digest)
+        if earlier is not None:
+            lines_job.result()
+            return IngestReport(earlier, (), True, None, 0, time.perf_counter() - started)
+        known = Known(
+            s.accepted.column("settlement_id").combine_chunks(),
+            read.column("settlement_id").combine_chunks(),
+            stored_ids,
         )
+        pending = lines_job.result()
+        ln = finish_lines(pending, known, store.line_keys(pending.data.column("settlement_id")))
+        lb = _labels(store, home.site_id, known, labels)
+        results = [r for r in (s, ln, lb) if r is not None]
+        batch_id = digest[:16]
+        rejects_path = _write_rejects(home, batch_id, results)
+        step("store")
+        record = _record(batch_id, digest, inputs, results)
         labels_table = lb.accepted if lb is not None else _empty(LABEL_COLUMNS)
-        store.write_batch(record, clean.settlements, ln.accepted, labels_table)
+        store.write_batch(
+            record, clean.settlements, ln.accepted, labels_table, before_commit=vault_job.result
+        )
     reports = tuple(
         FileReport(name, r.rows_read, r.accepted.num_rows, len(r.rejects))
-        for name, r in zip(("settlements", "lines", "labels"), results, strict=False)
+        for name, r in zip(inputs, results, strict=True)
     )
+    new_identities = vault_job.result()
     return IngestReport(
         batch_id, reports, False, rejects_path, new_identities, time.perf_counter() - started
+    )
+
+
+def _read_and_check_lines(path: Path, site_id: str, kb: KnowledgeBase) -> PendingLines:
+    return check_lines(read_contract_csv(path, LINE_COLUMNS), site_id, kb)
+
+
+def _labels(store: Store, site_id: str, known: Known, path: Path | None) -> Validated | None:
+    if path is None:
+        return None
+    data = read_contract_csv(path, LABEL_COLUMNS)
+    return validate_labels(data, site_id, known, store.labelled_ids())
+
+
+def _record(
+    batch_id: str, digest: str, inputs: dict[str, Path], results: list[Validated]
+) -> BatchRecord:
+    return BatchRecord(
+        batch_id=batch_id,
+        content_sha256=digest,
+        files=json.dumps({name: str(path) for name, path in inputs.items()}),
+        rows_read=sum(r.rows_read for r in results),
+        rows_accepted=sum(r.accepted.num_rows for r in results),
+        rows_rejected=sum(len(r.rejects) for r in results),
     )
 
 

@@ -7,7 +7,7 @@ transaction, so a failure half way leaves the store as it was. See docs/store.md
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,7 +147,7 @@ class Store:
     def labelled_ids(self) -> pa.Array:
         return self._column("SELECT settlement_id FROM labels")
 
-    def line_keys(self, settlement_ids: pa.Array) -> pa.Array:
+    def line_keys(self, settlement_ids: pa.Array | pa.ChunkedArray) -> pa.Array:
         """``settlement_id#line_no`` of stored lines of the given settlements."""
         self._db.register("wanted", pa.table({"settlement_id": settlement_ids}))
         try:
@@ -159,9 +159,18 @@ class Store:
             self._db.unregister("wanted")
 
     def write_batch(
-        self, record: BatchRecord, settlements: pa.Table, lines: pa.Table, labels: pa.Table
+        self,
+        record: BatchRecord,
+        settlements: pa.Table,
+        lines: pa.Table,
+        labels: pa.Table,
+        before_commit: Callable[[], object] = lambda: None,
     ) -> None:
-        """Insert one batch atomically: all of it, or (on any error) none of it."""
+        """Insert one batch atomically: all of it, or (on any error) none of it.
+
+        ``before_commit`` runs after the inserts and before COMMIT; if it raises, the batch is
+        rolled back (ingest waits there for the identity vault).
+        """
         incoming = {
             "incoming_settlements": settlements,
             "incoming_lines": lines,
@@ -173,6 +182,7 @@ class Store:
             self._db.execute("BEGIN TRANSACTION")
             try:
                 self._insert(record, bool(labels.num_rows))
+                before_commit()
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

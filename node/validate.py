@@ -181,13 +181,23 @@ def validate_settlements(data: CsvColumns, site_id: str, stored: pa.Array) -> Va
     return _result(data, f, typed)
 
 
-def validate_lines(
-    data: CsvColumns, site_id: str, kb: KnowledgeBase, known: Known, stored_keys: pa.Array
-) -> Validated:
-    """Check lines.csv; accepted rows gain ``line_no_int``, ``days_supply_int`` and ``order_ts``."""
+@dataclass(frozen=True)
+class PendingLines:
+    """Fee lines checked for everything but what needs the settlements and the store.
+
+    Splitting the checks lets a node validate lines while it validates settlements.
+    """
+
+    data: CsvColumns
+    failures: _Failures
+    typed: pa.Table
+    keys: pa.ChunkedArray  # settlement_id#line_no, to find lines already stored
+
+
+def check_lines(data: CsvColumns, site_id: str, kb: KnowledgeBase) -> PendingLines:
+    """Check lines.csv on its own; :func:`finish_lines` adds the checks against settlements."""
     col = data.column
     f = _Failures(LINE_COLUMNS, data.table.num_rows)
-    _check_parent(f, col("settlement_id"), known)
     f.add(
         "site_id", ~checks.one_of(col("site_id"), [site_id]), f"is not this node's site {site_id}"
     )
@@ -197,14 +207,7 @@ def validate_lines(
     keys = pc.binary_join_element_wise(
         col("settlement_id"), pc.utf8_ltrim(line_no, characters="0"), "#"
     )
-    f.add(
-        "line_no",
-        line_ok & checks.duplicated(keys),
-        "duplicate line_no in the settlement",
-    )
-    f.add(
-        "line_no", line_ok & checks.mask(pc.is_in(keys, value_set=stored_keys)), "already ingested"
-    )
+    f.add("line_no", line_ok & checks.duplicated(keys), "duplicate line_no in the settlement")
     _check_item(f, col("item_type"), col("item_code"), kb)
     trace = col("trace_code")
     f.add(
@@ -233,7 +236,18 @@ def validate_lines(
     typed = typed.append_column("days_supply_int", _integers(days, days_ok)).append_column(
         "order_ts", order
     )
-    return _result(data, f, typed)
+    return PendingLines(data, f, typed, keys)
+
+
+def finish_lines(pending: PendingLines, known: Known, stored_keys: pa.Array) -> Validated:
+    """The checks of lines.csv against this batch's settlements and the store; the result.
+
+    Accepted rows carry ``line_no_int``, ``days_supply_int`` and ``order_ts``.
+    """
+    f = pending.failures
+    _check_parent(f, pending.data.column("settlement_id"), known)
+    f.add("line_no", checks.mask(pc.is_in(pending.keys, value_set=stored_keys)), "already ingested")
+    return _result(pending.data, f, pending.typed)
 
 
 def validate_labels(
