@@ -41,9 +41,9 @@ DATETIME_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]
 NATIONAL_ID = re.compile(r"[0-9]{17}[0-9X]")
 ICD10 = r"[A-Z][0-9]{2}(?:\.[0-9A-Za-z]{1,4})?"  # A00, E11.900, I10.x00
 DIAGNOSIS_LIST = re.compile(rf"{ICD10}(?:\|{ICD10})*")
-MONEY = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")  # digits, at most two decimals (so >= 0)
-QUANTITY = re.compile(r"[0-9]+(?:\.[0-9]{1,3})?")  # at most three decimals
-INTEGER = re.compile(r"[0-9]+")
+MONEY = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")  # <= 12 digits, <= 2 decimals (so >= 0)
+QUANTITY = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,3})?")  # <= 9 digits, <= 3 decimals
+INTEGER = re.compile(r"[0-9]{1,9}")
 TRACE_CODE = re.compile(r"[0-9]{20}")
 TOLERANCE = Decimal("0.01")
 
@@ -114,7 +114,7 @@ def validate_files(
     if labels is not None:
 
         def check_label(row: Row, seen: set[str]) -> str | None:
-            return _label_failure(row, site_id, accepted_ids)
+            return _label_failure(row, site_id, accepted_ids, seen)
 
         _run_file(result, "labels", labels, LABEL_COLUMNS, check_label)
     return result
@@ -146,24 +146,36 @@ def _run_file(
 
 
 def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, Row | None, str]]:
-    """``(row number, stripped row, settlement_id)`` of every record of a file.
+    """``(row number, stripped row, settlement_id)`` of every non-blank record of a file.
 
-    The row is ``None`` when the record has the wrong number of fields.
+    The row number is the line the record starts on (header = line 1). The row is ``None``
+    when the record has the wrong number of fields.
     """
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = [name.strip() for name in (reader.fieldnames or [])]
+        reader = csv.reader(handle)
+        header = [name.strip() for name in next(reader, [])]
         missing = [c for c in columns if c not in header]
         if missing:
             raise MissingColumnError(f"{path.name}: missing column(s) {', '.join(missing)}")
-        reader.fieldnames = header
-        for number, raw in enumerate(reader, start=2):
-            sid = raw.get("settlement_id")
-            sid = sid.strip() if isinstance(sid, str) else ""
-            if None in raw or None in raw.values():  # more fields (restkey) or fewer (restval)
-                yield number, None, sid
+        id_at = header.index("settlement_id")
+        last_line = reader.line_num
+        for fields in reader:
+            number, last_line = last_line + 1, reader.line_num
+            if not fields:
+                continue  # a blank line is no record
+            sid = fields[id_at].strip() if id_at < len(fields) else ""
+            if len(fields) != len(header):
+                yield number, None, _shown(sid)
             else:
-                yield number, {c: raw[c].strip() for c in columns}, sid
+                row = dict(zip(header, fields, strict=True))
+                yield number, {c: row[c].strip() for c in columns}, _shown(sid)
+
+
+def _shown(settlement_id: str) -> str:
+    """A settlement id as a reject may repeat it (never something shaped like an identifier)."""
+    safe = re.fullmatch(r"[A-Za-z0-9_.:/-]{1,64}", settlement_id)
+    shown = not settlement_id or (safe and not NATIONAL_ID.fullmatch(settlement_id))
+    return settlement_id if shown else "(withheld)"
 
 
 # --- settlements.csv -------------------------------------------------------------------------
@@ -287,8 +299,11 @@ def _line_failure(
 LABEL_VIOLATIONS = frozenset(("", MODEL_VIOLATION, *RULE_IDS))
 
 
-def _label_failure(row: Row, site_id: str, accepted_ids: set[str]) -> str | None:
-    if row["settlement_id"] not in accepted_ids:
+def _label_failure(row: Row, site_id: str, accepted_ids: set[str], seen: set[str]) -> str | None:
+    sid = row["settlement_id"]
+    repeated = sid in seen
+    seen.add(sid)
+    if sid not in accepted_ids or repeated:
         return "settlement_id"
     if row["site_id"] != site_id:
         return "site_id"

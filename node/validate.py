@@ -9,6 +9,7 @@ the masks: reasons never repeat ``patient_id``, ``patient_name``, ``birth_date``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
@@ -36,7 +37,7 @@ from fedrisk.models.schema import (
     VISIT_TYPES,
 )
 from fedrisk.node import checks
-from fedrisk.node.csvread import CsvColumns
+from fedrisk.node.csvread import CsvColumns, safe_settlement_id
 
 _DIAGNOSES = ICD10_PATTERN[1:-1]
 DIAGNOSIS_LIST_PATTERN = f"^{_DIAGNOSES}(\\|{_DIAGNOSES})*$"
@@ -113,7 +114,7 @@ class _Failures:
                 Reject(
                     file=data.file.name,
                     row=int(data.rows[index]),
-                    settlement_id=str(ids[int(index)]),
+                    settlement_id=safe_settlement_id(str(ids[int(index)])),
                     field=self.columns[first_col],
                     reason=reason,
                     other_fields=others,
@@ -221,12 +222,9 @@ def check_lines(data: CsvColumns, site_id: str, kb: KnowledgeBase) -> PendingLin
     f.add("quantity", qty_ok & (qty <= 0), "not greater than 0")
     price_ok, price = _money(f, "unit_price", col("unit_price"))
     amount_ok, amount = _money(f, "amount", col("amount"))
-    off = np.abs(amount - qty * price) > AMOUNT_TOLERANCE + 1e-9
-    f.add(
-        "amount",
-        amount_ok & qty_ok & price_ok & off,
-        "differs from quantity x unit_price by more than 0.01",
-    )
+    values = (col("amount"), col("quantity"), col("unit_price"))
+    off = amount_ok & qty_ok & price_ok & _off_by_more_than_a_cent(values, amount, qty * price)
+    f.add("amount", off, "differs from quantity x unit_price by more than 0.01")
     days = col("days_supply")
     days_ok = checks.matches(days, INTEGER_PATTERN) & ~checks.matches(days, "^0+$")
     f.add("days_supply", ~checks.empty(days) & ~days_ok, "not empty nor an integer >= 1")
@@ -353,6 +351,30 @@ def _money(f: _Failures, name: str, values: pa.ChunkedArray) -> tuple[np.ndarray
     ok = checks.matches(values, MONEY_PATTERN)
     f.add(name, ~ok, "not an amount with at most two decimals")
     return ok, checks.as_float(values, ok)
+
+
+def _off_by_more_than_a_cent(
+    texts: tuple[pa.ChunkedArray, pa.ChunkedArray, pa.ChunkedArray],
+    amount: np.ndarray,
+    product: np.ndarray,
+) -> np.ndarray:
+    """|amount − quantity × unit_price| > 0.01, exactly.
+
+    Floats decide every row except those within rounding distance of the tolerance, which are
+    recomputed in decimal (a float64 product of prices in the millions errs by more than 1e-9).
+    """
+    gap = np.abs(amount - product)
+    slack = 1e-9 + 1e-12 * np.maximum(1.0, np.abs(amount))
+    off = np.asarray(gap > AMOUNT_TOLERANCE, dtype=bool)
+    amount_text, qty_text, price_text = texts
+    for i in map(int, np.flatnonzero(np.abs(gap - AMOUNT_TOLERANCE) <= slack)):
+        exact = _decimal(amount_text, i) - _decimal(qty_text, i) * _decimal(price_text, i)
+        off[i] = abs(exact) > Decimal(str(AMOUNT_TOLERANCE))
+    return off
+
+
+def _decimal(values: pa.ChunkedArray, index: int) -> Decimal:
+    return Decimal(str(values[index]))
 
 
 def _integers(values: pa.ChunkedArray, ok: np.ndarray) -> pa.Array:

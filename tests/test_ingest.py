@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidTag
 
+from fedrisk.models.errors import ContractError
 from fedrisk.node.home import NodeHome, init_home
 from fedrisk.node.ingest import ingest, read_rejects
 from fedrisk.node.store import Store, StoreCounts
@@ -221,3 +222,32 @@ def test_generated_sites_reject_exactly_the_malformed_rows_and_leak_nothing(
         assert len(needles) > 500  # the scan looks for something real
         assert files_containing(home.root, needles) == {}
         assert store_values_containing(home.store, needles) == []
+
+
+@pytest.mark.parametrize("damage", ["patient_id first, short row", "unbalanced quote"])
+def test_broken_exports_never_put_identifiers_into_rejects(
+    sample_dir: Path, hospital_home: NodeHome, tmp_path: Path, damage: str
+) -> None:
+    site = sample_dir / "H33010000"
+    with (site / "settlements.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    if damage == "patient_id first, short row":
+        at = rows[0].index("patient_id")
+        rows = [[r[at], *r[:at], *r[at + 1 :]] for r in rows]
+        rows[5] = rows[5][:-2]  # wrong field count; its first field is a national ID
+    else:
+        rows[5][5] = '"' + rows[5][5]  # a quote that never closes swallows the rest
+    text = "\n".join(",".join(r) for r in rows) + "\n"
+    if damage == "unbalanced quote":
+        text = text.replace('""', '"')
+    broken = tmp_path / "settlements.csv"
+    broken.write_text(text, encoding="utf-8")
+    if damage == "unbalanced quote":
+        with pytest.raises(ContractError, match="line 6 opens a quote that is never closed"):
+            ingest(hospital_home, broken, site / "lines.csv")
+        assert list(hospital_home.rejects.iterdir()) == []
+        return
+    report = ingest(hospital_home, broken, site / "lines.csv")
+    assert report.rejects_path is not None
+    assert files_containing(hospital_home.root, raw_identifiers(site / "settlements.csv")) == {}
+    assert any(r.field == "row" for r in read_rejects(report.rejects_path))
