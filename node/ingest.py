@@ -16,8 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
-
 from fedrisk.models.kb import KnowledgeBase
 from fedrisk.models.schema import LABEL_COLUMNS, LINE_COLUMNS, SETTLEMENT_COLUMNS
 from fedrisk.node.csvread import read_contract_csv
@@ -103,28 +101,30 @@ def ingest(
         if earlier is not None:
             lines_job.result()
             return IngestReport(earlier, (), True, None, 0, time.perf_counter() - started)
-        known = Known(
-            s.accepted.column("settlement_id").combine_chunks(),
-            read.column("settlement_id").combine_chunks(),
-            stored_ids,
-        )
-        pending = lines_job.result()
-        ln = finish_lines(pending, known, store.line_keys(pending.data.column("settlement_id")))
-        lb = _labels(store, home.site_id, known, labels)
-        results = [r for r in (s, ln, lb) if r is not None]
         batch_id = digest[:16]
-        rejects_path = _write_rejects(home, batch_id, results)
         step("store")
-        record = _record(batch_id, digest, inputs, results)
-        labels_table = lb.accepted if lb is not None else _empty(LABEL_COLUMNS)
-        store.write_batch(
-            record, clean.settlements, ln.accepted, labels_table, before_commit=vault_job.result
-        )
+        with store.batch(batch_id) as writer:
+            writer.settlements(clean.settlements)  # while the other thread checks the lines
+            known = Known(
+                s.accepted.column("settlement_id").combine_chunks(),
+                read.column("settlement_id").combine_chunks(),
+                stored_ids,
+            )
+            pending = lines_job.result()
+            line_ids = pending.data.column("settlement_id")
+            ln = finish_lines(pending, known, store.line_keys(line_ids))
+            writer.lines(ln.accepted)
+            lb = _labels(store, home.site_id, known, labels)
+            if lb is not None:
+                writer.labels(lb.accepted)
+            results = [r for r in (s, ln, lb) if r is not None]
+            rejects_path = _write_rejects(home, batch_id, results)
+            writer.record(_record(batch_id, digest, inputs, results))
+            new_identities = vault_job.result()  # the vault holds the batch before it commits
     reports = tuple(
         FileReport(name, r.rows_read, r.accepted.num_rows, len(r.rejects))
         for name, r in zip(inputs, results, strict=True)
     )
-    new_identities = vault_job.result()
     return IngestReport(
         batch_id, reports, False, rejects_path, new_identities, time.perf_counter() - started
     )
@@ -198,7 +198,3 @@ def _write_rejects(home: NodeHome, batch_id: str, results: list[Validated]) -> P
                 handle.write(json.dumps(reject.to_json(), ensure_ascii=False) + "\n")
     os.replace(temporary, final)
     return final
-
-
-def _empty(columns: tuple[str, ...]) -> pa.Table:
-    return pa.table({name: pa.array([], pa.string()) for name in columns})

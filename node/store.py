@@ -7,7 +7,7 @@ transaction, so a failure half way leaves the store as it was. See docs/store.md
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,38 +158,17 @@ class Store:
         finally:
             self._db.unregister("wanted")
 
-    def write_batch(
-        self,
-        record: BatchRecord,
-        settlements: pa.Table,
-        lines: pa.Table,
-        labels: pa.Table,
-        before_commit: Callable[[], object] = lambda: None,
-    ) -> None:
-        """Insert one batch atomically: all of it, or (on any error) none of it.
-
-        ``before_commit`` runs after the inserts and before COMMIT; if it raises, the batch is
-        rolled back (ingest waits there for the identity vault).
-        """
-        incoming = {
-            "incoming_settlements": settlements,
-            "incoming_lines": lines,
-            "incoming_labels": labels,
-        }
-        for name, table in incoming.items():
-            self._db.register(name, table)
+    @contextmanager
+    def batch(self, batch_id: str) -> Iterator[BatchWriter]:
+        """Write one batch in one transaction: committed when the block ends, rolled back (the
+        store left as it was) if the block raises."""
+        self._db.execute("BEGIN TRANSACTION")
         try:
-            self._db.execute("BEGIN TRANSACTION")
-            try:
-                self._insert(record, bool(labels.num_rows))
-                before_commit()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        finally:
-            for name in incoming:
-                self._db.unregister(name)
+            yield BatchWriter(self._db, batch_id)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def counts(self) -> StoreCounts:
         def count(table: str) -> int:
@@ -198,12 +177,29 @@ class Store:
 
         return StoreCounts(count("batches"), count("settlements"), count("lines"), count("labels"))
 
-    def _insert(self, record: BatchRecord, has_labels: bool) -> None:
-        batch = {"batch": record.batch_id}
-        self._db.execute(_INSERT_SETTLEMENTS, batch)
-        self._db.execute(_INSERT_LINES, batch)
-        if has_labels:
-            self._db.execute(_INSERT_LABELS, batch)
+    def _column(self, sql: str) -> pa.Array:
+        table = self._db.sql(sql).to_arrow_table()
+        return table.column(0).combine_chunks().cast(pa.string())
+
+
+class BatchWriter:
+    """Inserts of one batch, inside the transaction opened by :meth:`Store.batch`."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection, batch_id: str) -> None:
+        self._db = db
+        self.batch_id = batch_id
+
+    def settlements(self, table: pa.Table) -> None:
+        self._insert("incoming_settlements", table, _INSERT_SETTLEMENTS)
+
+    def lines(self, table: pa.Table) -> None:
+        self._insert("incoming_lines", table, _INSERT_LINES)
+
+    def labels(self, table: pa.Table) -> None:
+        self._insert("incoming_labels", table, _INSERT_LABELS)
+
+    def record(self, record: BatchRecord) -> None:
+        """The batch's own row, written last: its presence marks a complete batch."""
         self._db.execute(
             "INSERT INTO batches VALUES (?, ?, now()::TIMESTAMP, ?, ?, ?, ?)",
             [
@@ -216,6 +212,11 @@ class Store:
             ],
         )
 
-    def _column(self, sql: str) -> pa.Array:
-        table = self._db.sql(sql).to_arrow_table()
-        return table.column(0).combine_chunks().cast(pa.string())
+    def _insert(self, name: str, table: pa.Table, sql: str) -> None:
+        if table.num_rows == 0:
+            return
+        self._db.register(name, table)
+        try:
+            self._db.execute(sql, {"batch": self.batch_id})
+        finally:
+            self._db.unregister(name)

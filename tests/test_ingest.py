@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidTag
 from fedrisk.models.errors import ContractError
 from fedrisk.node.home import NodeHome, init_home
 from fedrisk.node.ingest import ingest, read_rejects
-from fedrisk.node.store import Store, StoreCounts
+from fedrisk.node.store import BatchRecord, BatchWriter, Store, StoreCounts
 from fedrisk.node.vault import Vault
 from tests.privacy import files_containing, raw_identifiers, store_values_containing
 
@@ -85,13 +85,13 @@ def test_failure_inside_the_store_write_leaves_the_store_unchanged(
     _ingest_site(hospital_home, sample_dir / "H33010000")
     before = _counts(hospital_home)
     other = init_home(hospital_home.root.parent / "p", "P33010701")
-    real_insert = Store._insert
+    real_record = BatchWriter.record
 
-    def insert_then_fail(self: Store, record, has_labels):  # type: ignore[no-untyped-def]
-        real_insert(self, record, has_labels)  # settlements, lines and the batch row are in…
+    def record_then_fail(self: BatchWriter, record: BatchRecord) -> None:
+        real_record(self, record)  # settlements, lines and the batch row are in…
         raise OSError("disk full")  # …and then the write fails before COMMIT
 
-    monkeypatch.setattr(Store, "_insert", insert_then_fail)
+    monkeypatch.setattr(BatchWriter, "record", record_then_fail)
     with pytest.raises(OSError, match="disk full"):
         _ingest_site(other, sample_dir / "P33010701")
     assert _counts(other) == StoreCounts(0, 0, 0, 0)
@@ -112,12 +112,12 @@ def test_killed_ingest_leaves_no_partial_batch(sample_dir: Path, tmp_path: Path)
         from pathlib import Path
         from fedrisk.node.home import open_home
         from fedrisk.node.ingest import ingest
-        from fedrisk.node.store import Store
-        real = Store._insert
-        def insert_then_die(self, record, has_labels):
-            real(self, record, has_labels)
+        from fedrisk.node.store import BatchWriter
+        real = BatchWriter.record
+        def record_then_die(self, record):
+            real(self, record)
             os.kill(os.getpid(), signal.SIGKILL)
-        Store._insert = insert_then_die
+        BatchWriter.record = record_then_die
         site = Path({str(site)!r})
         ingest(open_home(Path({str(home.root)!r})), site / "settlements.csv", site / "lines.csv")
         """
