@@ -49,7 +49,8 @@ class Vault:
         """
         batch = list(entries)
         sealed = encrypt_many(self._key, [(e.identifier.encode(), _aad(e)) for e in batch])
-        rows = [(e.kind, e.pseudonym, s) for e, s in zip(batch, sealed, strict=True)]
+        # In key order, so that the primary-key B-tree grows by appends (about twice as fast).
+        rows = sorted((e.kind, e.pseudonym, s) for e, s in zip(batch, sealed, strict=True))
         with closing(sqlite3.connect(self._path)) as db, db:
             before = db.total_changes
             db.executemany("INSERT OR IGNORE INTO identities VALUES (?, ?, ?)", rows)
