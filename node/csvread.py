@@ -139,7 +139,8 @@ def _parse(
 
 
 def _header(name: str, data: bytes) -> list[str]:
-    first = re.split(rb"\r\n|\r|\n", data, maxsplit=1)[0]
+    end = re.search(rb"[\r\n]", data)
+    first = data[: end.start()] if end else data
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -159,6 +160,10 @@ def _record_starts(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     """
     buf = np.frombuffer(data, dtype=np.uint8)
     breaks = np.flatnonzero(buf == ord("\n"))
+    if b'"' not in data and b"\r" not in data and b"\n\n" not in data:  # one record a line
+        starts = breaks + 1
+        starts = starts[starts < len(buf)]
+        return starts, np.arange(2, len(starts) + 2, dtype=np.int64)
     cr = np.flatnonzero(buf == ord("\r"))
     if cr.size:  # a CR not followed by LF is a line break of its own
         after = np.minimum(cr + 1, len(buf) - 1)
