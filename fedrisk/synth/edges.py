@@ -17,33 +17,12 @@ from fedrisk.synth.book import Book, Fee, safe_age
 from fedrisk.synth.catalog import drug_cap
 from fedrisk.synth.clock import DAY, MINUTE, PERIOD_DAYS, day_date
 from fedrisk.synth.incidents_cross import hospital_stays, two_stays
-from fedrisk.synth.picks import affordable, item_dx, pick_site, sites_for, visit_of
+from fedrisk.synth.picks import affordable, item_dx, pick_site, place_one, sites_for, visit_of
 from fedrisk.synth.sites import SiteProfile
 from fedrisk.synth.tables import OUTPATIENT, PHARMACY
 from fedrisk.synth.templates import CONSULT
 
 ALL_TYPES = ("hospital", "clinic", "pharmacy")
-
-
-def _one(
-    book: Book,
-    types: tuple[str, ...],
-    fees: list[Fee],
-    dx: str,
-    gender: str | None,
-    age: int,
-    birthday: bool = False,
-) -> int | None:
-    if any(f.code in book.world.kb.services for f in fees):
-        types = tuple(t for t in types if t != "pharmacy")
-    site = pick_site(book, types)
-    if site is None:
-        return None
-    row = book.take(site.index, visit_of(site))
-    if row is None:
-        return None
-    book.rewrite(row, book.patient(gender, age, book.admit_date(row), birthday), dx, fees)
-    return row
 
 
 def _plain(book: Book) -> list[Drug]:
@@ -58,7 +37,7 @@ def units_and_days_at_limit(book: Book) -> int:
             fee = Fee(drug.code, drug.max_units, days=drug.max_days_supply)
             types = ALL_TYPES if affordable(drug, drug.max_units) else ("hospital", "clinic")
             placed += (
-                _one(book, types, [fee], item_dx(book, drug), None, safe_age(drug)) is not None
+                place_one(book, types, [fee], item_dx(book, drug), None, safe_age(drug)) is not None
             )
             break
     for drug in _plain(book):
@@ -67,7 +46,7 @@ def units_and_days_at_limit(book: Book) -> int:
             fee = Fee(drug.code, units, empty_days=True)
             types = ALL_TYPES if affordable(drug, units) else ("hospital", "clinic")
             placed += (
-                _one(book, types, [fee], item_dx(book, drug), None, safe_age(drug)) is not None
+                place_one(book, types, [fee], item_dx(book, drug), None, safe_age(drug)) is not None
             )
             break
     return placed
@@ -86,7 +65,7 @@ def services_at_limit(book: Book) -> int:
         ):
             fees = [Fee(service.code, service.max_per_day)]
             placed += (
-                _one(
+                place_one(
                     book, sites_for(service), fees, item_dx(book, service), None, safe_age(service)
                 )
                 is not None
@@ -131,7 +110,7 @@ def ages_at_bounds(book: Book) -> int:
             if isinstance(item, Drug)
             else Fee(item.code)
         )
-        row = _one(
+        row = place_one(
             book, sites_for(item), [fee], item_dx(book, item), item.gender, age, birthday=True
         )
         placed += row is not None

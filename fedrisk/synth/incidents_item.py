@@ -18,8 +18,8 @@ from fedrisk.synth.picks import (
     item_dx,
     mid_age,
     pick_site,
+    place_one,
     sites_for,
-    visit_of,
 )
 from fedrisk.synth.tables import INPATIENT, NO_DOCTOR, UNKNOWN_DOCTOR
 from fedrisk.synth.templates import BED, CBC, CONSULT
@@ -37,16 +37,9 @@ def _single(
     age: int,
 ) -> bool:
     """One incident settlement at a site of ``types`` (pharmacies take drugs only)."""
-    if any(f.code in book.world.kb.services for f in fees):
-        types = tuple(t for t in types if t != "pharmacy")
-    site = pick_site(book, types)
-    if site is None:
-        return False
-    row = book.take(site.index, visit_of(site))
+    row = place_one(book, types, fees, dx, gender, age)
     if row is None:
         return False
-    patient = book.patient(gender, age, book.admit_date(row))
-    book.rewrite(row, patient, dx, fees)
     book.record(rule, [row])
     return True
 

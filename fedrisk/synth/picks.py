@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fedrisk.models.kb import Drug, Service
-from fedrisk.synth.book import Book
+from fedrisk.synth.book import Book, Fee
 from fedrisk.synth.sites import SiteProfile
 from fedrisk.synth.tables import OUTPATIENT, PHARMACY
 from fedrisk.synth.templates import HOSPITAL_ONLY
@@ -75,3 +75,26 @@ def mid_age(low: int, high: int, preferred: int = 45) -> int:
     """An age within [low, high], near ``preferred``, two years inside the bounds if possible."""
     age = min(max(preferred, low + 2), high - 2)
     return max(low, min(age, high))
+
+
+def place_one(
+    book: Book,
+    types: tuple[str, ...],
+    fees: list[Fee],
+    dx: str,
+    gender: str | None,
+    age: int,
+    birthday: bool = False,
+) -> int | None:
+    """Rewrite one clean settlement at a site of ``types`` into a fresh patient's visit with
+    ``fees`` (pharmacies take drugs only); its row, or None when no site had one left."""
+    if any(f.code in book.world.kb.services for f in fees):
+        types = tuple(t for t in types if t != "pharmacy")
+    site = pick_site(book, types)
+    if site is None:
+        return None
+    row = book.take(site.index, visit_of(site))
+    if row is None:
+        return None
+    book.rewrite(row, book.patient(gender, age, book.admit_date(row), birthday), dx, fees)
+    return row
