@@ -156,21 +156,9 @@ def _record(
 
 def read_rejects(path: Path) -> list[Reject]:
     """The rejects of one batch file, as written by :func:`ingest`."""
-    out = []
     with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            d = json.loads(line)
-            out.append(
-                Reject(
-                    d["file"],
-                    d["row"],
-                    d["settlement_id"],
-                    d["field"],
-                    d["reason"],
-                    tuple(d["other_fields"]),
-                )
-            )
-    return out
+        records = [json.loads(line) for line in handle]
+    return [Reject(**{**r, "other_fields": tuple(r["other_fields"])}) for r in records]
 
 
 def _content_sha256(paths: list[Path]) -> str:
