@@ -37,6 +37,28 @@ def _at(book: Book, site: SiteProfile, day: int, earliest: int = 0) -> tuple[int
     return row, day * DAY + minute * MINUTE
 
 
+def _purchases(
+    book: Book,
+    patient: int,
+    drug: Drug,
+    visits: list[tuple[SiteProfile, int, int]],
+    skip_missing: bool = False,
+) -> list[int]:
+    """One patient buying ``drug`` at each (site, day, boxes); the rewritten rows. A visit with
+    no free settlement that day is skipped, or (by default) ends the series."""
+    rows = []
+    for site, day, qty in visits:
+        placed = _at(book, site, day)
+        if placed is None:
+            if skip_missing:
+                continue
+            break
+        row, time = placed
+        book.rewrite(row, patient, item_dx(book, drug), [Fee(drug.code, qty)], admit=time)
+        rows.append(row)
+    return rows
+
+
 def _plain_drugs(book: Book, max_price: float) -> list[Drug]:
     drugs = book.world.kb.drugs.values()
     return [d for d in drugs if d.gender is None and float(d.typical_unit_price) <= max_price]
@@ -105,14 +127,8 @@ def cross_site_over_quantity(book: Book, count: int) -> str | None:
             *sorted((day0 + book.rng.choice(np.arange(1, 21), m - 1, replace=False)).tolist()),
         ]
         patient = book.patient(None, safe_age(drug), day_date(day0))
-        rows = []
-        for site, day in zip(chosen, days, strict=False):
-            placed = _at(book, site, day)
-            if placed is None:
-                continue
-            row, time = placed
-            book.rewrite(row, patient, item_dx(book, drug), [Fee(drug.code, qty)], admit=time)
-            rows.append(row)
+        visits = [(site, day, qty) for site, day in zip(chosen, days, strict=False)]
+        rows = _purchases(book, patient, drug, visits, skip_missing=True)
         if (
             len({int(book.world.sett.site[r]) for r in rows}) >= 2
             and len(rows) * qty * drug.days_per_unit > drug.max_days_supply
@@ -157,14 +173,7 @@ def monthly_pharmacy_spend(book: Book, count: int) -> str | None:
             book.rng.choice(np.arange(first + 1, last), len(plan), replace=False).tolist()
         )
         patient = book.patient(None, safe_age(drug), day_date(days[0]))
-        rows = []
-        for site, day, qty in zip(sites, days, plan, strict=True):
-            placed = _at(book, site, day)
-            if placed is None:
-                break
-            row, time = placed
-            book.rewrite(row, patient, item_dx(book, drug), [Fee(drug.code, qty)], admit=time)
-            rows.append(row)
+        rows = _purchases(book, patient, drug, list(zip(sites, days, plan, strict=True)))
         if len(rows) == len(plan):
             book.record("monthly_pharmacy_spend", rows)
             done += 1
