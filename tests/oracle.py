@@ -53,6 +53,10 @@ PRESCRIBER_FACTOR = 20
 PHARMACIST_WINDOW = timedelta(minutes=10)
 
 
+# Columns of <site>/malformed.csv, the generator's list of rows ingest must reject.
+MALFORMED_COLUMNS = ("file", "row", "settlement_id", "field")
+
+
 class OracleDataError(ValueError):
     """A row that malformed.csv does not list, yet cannot be read as the contract says."""
 

@@ -23,10 +23,9 @@ from fedrisk.models.schema import (
     TRUTH_COLUMNS,
 )
 from fedrisk.synth import generate_dataset
-from tests.oracle import Flag, evaluate, read_rows, site_dirs
+from tests.oracle import MALFORMED_COLUMNS, Flag, evaluate, read_rows, site_dirs
 
 KB = load_kb()
-MALFORMED_COLUMNS = ("file", "row", "settlement_id", "field")
 SITE_FILES = {
     "settlements.csv": SETTLEMENT_COLUMNS,
     "lines.csv": LINE_COLUMNS,

@@ -21,10 +21,9 @@ from fedrisk.models.schema import (
     SETTLEMENT_COLUMNS,
     national_id_check_digit,
 )
-from tests.oracle import OracleDataError, age_on, evaluate
+from tests.oracle import MALFORMED_COLUMNS, OracleDataError, age_on, evaluate
 
 KB = load_kb()
-MALFORMED_COLUMNS = ("file", "row", "settlement_id", "field")
 
 SEMAGLUTIDE = "XA10BJ06001"  # needs E11, max_units 3, max_days_supply 84, monitored
 METFORMIN = "XA10BA02001"  # max_units 6, max_days_supply 90, days_per_unit 15, not monitored
