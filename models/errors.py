@@ -20,3 +20,7 @@ class ContractError(FedriskError):
 
 class NodeHomeError(FedriskError):
     """A node home is missing, incomplete or already initialised."""
+
+
+class RulePackError(FedriskError):
+    """A rule pack file is unreadable or sets a rule wrongly (the message names rule and field)."""

@@ -2,7 +2,7 @@
 
 Layout of ``HOME``::
 
-    config.toml        site id, knowledge base path, file names (see docs/operator.md)
+    config.toml        site id, knowledge base and rule pack paths (see docs/operator.md)
     secrets/           0700; pseudonym.key and vault.key, 32 random bytes each, 0600
     store.duckdb       the analytic store: desensitized claims only
     vault.sqlite       0600; the identity vault: identifiers encrypted under vault.key
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from fedrisk.models.errors import NodeHomeError
 from fedrisk.models.kb import KnowledgeBase, load_kb
+from fedrisk.models.rules.pack import RulePack, load_rule_pack
 
 CONFIG_FILE = "config.toml"
 SECRET_BYTES = 32
@@ -35,6 +36,7 @@ class NodeHome:
     root: Path
     site_id: str
     kb_path: Path | None
+    rules_path: Path | None = None
 
     @property
     def config(self) -> Path:
@@ -73,8 +75,14 @@ class NodeHome:
         """The knowledge base this node is configured with."""
         return load_kb(self.kb_path)
 
+    def rule_pack(self) -> RulePack:
+        """The rule pack this node is configured with."""
+        return load_rule_pack(self.rules_path)
 
-def init_home(root: Path, site_id: str, kb_path: Path | None = None) -> NodeHome:
+
+def init_home(
+    root: Path, site_id: str, kb_path: Path | None = None, rules_path: Path | None = None
+) -> NodeHome:
     """Create a node home: configuration, fresh secrets, empty store and vault.
 
     Refuses a folder that already holds a node configuration, so secrets are never replaced
@@ -84,9 +92,15 @@ def init_home(root: Path, site_id: str, kb_path: Path | None = None) -> NodeHome
         raise NodeHomeError(f"site id {site_id!r} must be 1–64 letters, digits, '_' or '-'")
     if (root / CONFIG_FILE).exists():
         raise NodeHomeError(f"{root} is already a node home (it has {CONFIG_FILE})")
-    kb = load_kb(kb_path)  # refuse a broken knowledge base before creating anything
+    kb = load_kb(kb_path)  # refuse a broken knowledge base or pack before creating anything
+    load_rule_pack(rules_path)
     root.mkdir(parents=True, exist_ok=True)
-    home = NodeHome(root.resolve(), site_id, kb_path.resolve() if kb_path else None)
+    home = NodeHome(
+        root.resolve(),
+        site_id,
+        kb_path.resolve() if kb_path else None,
+        rules_path.resolve() if rules_path else None,
+    )
     home.secrets.mkdir(mode=0o700, exist_ok=True)
     os.chmod(home.secrets, 0o700)
     for name in SECRET_NAMES:
@@ -113,9 +127,12 @@ def open_home(root: Path) -> NodeHome:
         data = tomllib.loads(config.read_text(encoding="utf-8"))
         site_id = str(data["node"]["site_id"])
         kb = str(data["node"].get("kb", ""))
+        rules = str(data["node"].get("rules", ""))
     except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
         raise NodeHomeError(f"{config}: malformed configuration ({exc})") from None
-    return NodeHome(root.resolve(), site_id, Path(kb) if kb else None)
+    return NodeHome(
+        root.resolve(), site_id, Path(kb) if kb else None, Path(rules) if rules else None
+    )
 
 
 def _write_private(path: Path, content: bytes) -> None:
@@ -133,6 +150,8 @@ def _write_config(home: NodeHome, kb_version: str) -> None:
         "# knowledge base folder; empty = the one shipped with fedrisk",
         f"kb = {json.dumps(kb)}",
         f"kb_version_at_init = {json.dumps(kb_version)}",
+        "# rule pack file (TOML, see docs/rulepack.md); empty = the one shipped with fedrisk",
+        f"rules = {json.dumps(str(home.rules_path) if home.rules_path else '')}",
         f"created = {json.dumps(datetime.now().isoformat(timespec='seconds'))}",
         'contract = "v1"',
         "",

@@ -39,6 +39,7 @@ from fedrisk.models.schema import (
 from fedrisk.node import checks
 from fedrisk.node.csvread import CsvColumns, safe_settlement_id
 
+NO_SUCH_SETTLEMENT = "no such settlement"
 _DIAGNOSES = ICD10_PATTERN[1:-1]
 DIAGNOSIS_LIST_PATTERN = f"^{_DIAGNOSES}(\\|{_DIAGNOSES})*$"
 
@@ -301,7 +302,7 @@ def _check_parent(f: _Failures, ids: pa.ChunkedArray, known: Known) -> None:
     stored = checks.mask(pc.is_in(ids, value_set=known.stored))
     rejected = checks.mask(pc.is_in(ids, value_set=known.rejected))
     f.add("settlement_id", ~accepted & ~stored & rejected, "settlement rejected in this batch")
-    f.add("settlement_id", ~accepted & ~stored & ~rejected, "no such settlement")
+    f.add("settlement_id", ~accepted & ~stored & ~rejected, NO_SUCH_SETTLEMENT)
 
 
 def _check_visit_type(f: _Failures, visit: pa.ChunkedArray, site_type: pa.ChunkedArray) -> None:

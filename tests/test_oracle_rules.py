@@ -1,7 +1,9 @@
-"""Unit tests of the oracle (tests/oracle.py) on tiny hand-made data directories.
+"""Unit tests of the oracle (tests/oracle.py) and the rule engine on tiny hand-made data.
 
 Each rule has positive and negative cases, including the edges of docs/rules.md: exactly at a
-limit is not a violation and one over is; windows are inclusive.
+limit is not a violation and one over is; windows are inclusive. Every case of a single-site
+rule also goes through the real node: the data is ingested into node homes, screened by the
+rule engine, and its flags must equal the oracle's (duplicate trace codes within each site).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from fedrisk.models.kb import KnowledgeBase, load_kb
+from fedrisk.models.rules.catalogue import SINGLE_SITE
 from fedrisk.models.schema import (
     LABEL_COLUMNS,
     LINE_COLUMNS,
@@ -22,6 +25,7 @@ from fedrisk.models.schema import (
     national_id_check_digit,
 )
 from tests.oracle import MALFORMED_COLUMNS, OracleDataError, age_on, evaluate
+from tests.screening import engine_flags, oracle_single_site
 
 KB = load_kb()
 
@@ -142,9 +146,23 @@ def flagged(
     malformed: Sequence[dict[str, str]] = (),
     kb: KnowledgeBase = KB,
 ) -> set[tuple[str, str]]:
-    """The (site_id, settlement_id) pairs that ``rule`` flags on the data given."""
+    """The (site_id, settlement_id) pairs that ``rule`` flags on the data given (oracle); for
+    a single-site rule, the engine must flag the same."""
     make(root, settlements, lines, malformed)
+    if rule in SINGLE_SITE:
+        assert_engine_agrees(root, kb, rule)
     return {(site, sid) for r, site, sid in evaluate(root, kb) if r == rule}
+
+
+def assert_engine_agrees(root: Path, kb: KnowledgeBase, rule: str | None = None) -> None:
+    """Ingest ``root``'s sites into node homes, screen them, compare with the oracle."""
+    assert kb is KB, "the engine's nodes use the default knowledge base"
+    engine = engine_flags(root, root / "homes")
+    expected = oracle_single_site(root, kb)
+    if rule is not None:
+        engine = {f for f in engine if f[0] == rule}
+        expected = {f for f in expected if f[0] == rule}
+    assert engine == expected, f"engine only: {engine - expected}; oracle only: {expected - engine}"
 
 
 def at(base: str, **delta: float) -> str:
@@ -513,6 +531,7 @@ def test_malformed_rows_are_reported_and_left_out(tmp_path: Path) -> None:
     make(tmp_path, settlements, lines, malformed)
     flags = evaluate(tmp_path, KB)
     assert flags == {("data_quality", "H1", "BAD"), ("data_quality", "H1", "LINE")}
+    assert_engine_agrees(tmp_path, KB)
 
 
 def test_unlisted_unreadable_row_is_an_error(tmp_path: Path) -> None:

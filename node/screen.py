@@ -1,0 +1,163 @@
+"""Screening (事中审核 / 事后监管): every enabled single-site rule over the node's whole store.
+
+The store is attached read-only to an in-memory DuckDB, the rule engine evaluates every rule
+in SQL over all stored history, and the flags of the settlements settled in the requested
+window are written as data contract v1 flags (JSON Lines). Settlements refused at ingest have
+no trustworthy settle time: their ``data_quality`` flags are written whatever the window.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from datetime import time as clock
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from fedrisk.models.errors import NodeHomeError
+from fedrisk.models.rules.engine import REJECTS_SCHEMA, RuleProgress, evaluate, rules_to_run
+from fedrisk.models.rules.pack import RulePack
+from fedrisk.node.csvread import WITHHELD
+from fedrisk.node.home import NodeHome
+from fedrisk.node.ingest import read_rejects
+from fedrisk.node.validate import NO_SUCH_SETTLEMENT
+
+
+@dataclass(frozen=True)
+class ScreenReport:
+    """What one screening wrote: flags per rule, what was screened, with which versions."""
+
+    out: Path
+    counts: dict[str, int]
+    settlements: int
+    lines: int
+    kb_version: str
+    rule_pack_version: str
+    seconds: float
+
+    @property
+    def flags(self) -> int:
+        return sum(self.counts.values())
+
+
+def screen_node(
+    home: NodeHome,
+    out: Path,
+    start: date | None = None,
+    end: date | None = None,
+    pack: RulePack | None = None,
+    progress: RuleProgress | None = None,
+) -> ScreenReport:
+    """Screen the node's store; write the flags of settlements settled in [start, end] to out."""
+    started = time.perf_counter()
+    kb = home.knowledge_base()
+    pack = pack if pack is not None else home.rule_pack()
+    with _attached(home.store) as db:
+        db.register("rejects", _rejects(home, db))
+        evaluate(db, kb, pack, progress)
+        scope = _scope(db, start, end)
+        _write_flags(db, scope, out)
+        counts = dict.fromkeys(rules_to_run(pack), 0)
+        counts.update(_counts(db, scope))
+        settlements, lines = _screened(db, scope)
+    return ScreenReport(
+        out, counts, settlements, lines, kb.version, pack.version, time.perf_counter() - started
+    )
+
+
+@contextmanager
+def _attached(store: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB with the node store attached read-only, its tables as views."""
+    db = duckdb.connect()
+    try:
+        path = str(store).replace("'", "''")
+        try:
+            db.execute(f"ATTACH '{path}' AS store (READ_ONLY)")
+        except duckdb.IOException as exc:
+            raise NodeHomeError(
+                f"{store}: cannot open the store (is an ingest running?): {exc}"
+            ) from None
+        for table in ("settlements", "lines", "batches"):
+            db.execute(f"CREATE VIEW {table} AS SELECT * FROM store.{table}")
+        yield db
+    finally:
+        db.close()
+
+
+def _rejects(home: NodeHome, db: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Rows refused at ingest that name a settlement, from the rejects of stored batches."""
+    rows: dict[str, list[object]] = {name: [] for name in REJECTS_SCHEMA.names}
+    for (batch_id,) in db.execute("SELECT batch_id FROM batches ORDER BY batch_id").fetchall():
+        path = home.rejects / f"{batch_id}.jsonl"
+        if not path.is_file():
+            continue
+        for reject in read_rejects(path):
+            if reject.settlement_id in ("", WITHHELD) or reject.reason == NO_SUCH_SETTLEMENT:
+                continue
+            values = (
+                home.site_id,
+                reject.settlement_id,
+                reject.file,
+                reject.row,
+                reject.field,
+                reject.reason,
+            )
+            for name, value in zip(REJECTS_SCHEMA.names, values, strict=True):
+                rows[name].append(value)
+    return pa.table(rows, schema=REJECTS_SCHEMA)
+
+
+def _scope(db: duckdb.DuckDBPyConnection, start: date | None, end: date | None) -> str:
+    """A SQL condition on ``s.settle_time`` for the window (NULL: refused at ingest)."""
+    low = datetime.combine(start, clock()) if start else None
+    high = datetime.combine(end + timedelta(days=1), clock()) if end else None
+    conditions = ["TRUE"]
+    if low is not None:
+        conditions.append(f"s.settle_time >= TIMESTAMP '{low.isoformat(sep=' ')}'")
+    if high is not None:
+        conditions.append(f"s.settle_time < TIMESTAMP '{high.isoformat(sep=' ')}'")
+    return "(" + " AND ".join(conditions) + ")"
+
+
+def _flags_in_scope(scope: str) -> str:
+    return f"""
+    SELECT f.* FROM rule_flags f
+    LEFT JOIN settlements s ON s.site_id = f.site_id AND s.settlement_id = f.settlement_id
+    WHERE s.settle_time IS NULL OR {scope}
+    """
+
+
+def _write_flags(db: duckdb.DuckDBPyConnection, scope: str, out: Path) -> None:
+    """Write the flags (sorted by settlement and rule) atomically: all of them or none."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    target = str(partial).replace("'", "''")
+    db.execute(
+        f"COPY ({_flags_in_scope(scope)} ORDER BY site_id, settlement_id, rule_id) "
+        f"TO '{target}' (FORMAT JSON)"
+    )
+    os.replace(partial, out)
+
+
+def _counts(db: duckdb.DuckDBPyConnection, scope: str) -> dict[str, int]:
+    rows = db.execute(
+        f"SELECT rule_id, count(*) FROM ({_flags_in_scope(scope)}) GROUP BY rule_id"
+    ).fetchall()
+    return {str(rule_id): int(n) for rule_id, n in rows}
+
+
+def _screened(db: duckdb.DuckDBPyConnection, scope: str) -> tuple[int, int]:
+    row = db.execute(
+        f"""SELECT count(*), coalesce(sum(n), 0) FROM settlements s
+        LEFT JOIN (SELECT site_id, settlement_id, count(*) AS n FROM lines GROUP BY ALL) l
+          ON l.site_id = s.site_id AND l.settlement_id = s.settlement_id
+        WHERE {scope}"""
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
