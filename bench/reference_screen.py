@@ -87,8 +87,7 @@ class Settlement(NamedTuple):
 class Line(NamedTuple):
     """One stored fee line, with the fields the single-site rules read."""
 
-    site_id: str
-    settlement_id: str
+    key: Key  # of its settlement
     item_type: str
     item_code: str
     trace_code: str | None
@@ -121,7 +120,8 @@ def read_node(home: NodeHome) -> NodeData:
             key = (s.site_id, s.settlement_id)
             data.settlements[key] = s
             data.diagnoses[key] = tuple(c for c in s.diagnosis_codes.split("|") if c)
-        data.lines = [Line._make(row) for row in db.execute(_LINES_SQL).fetchall()]
+        lines = db.execute(_LINES_SQL).fetchall()
+        data.lines = [Line((site, sid), *rest) for site, sid, *rest in lines]
         batches = [batch_id for (batch_id,) in db.execute(_BATCHES_SQL).fetchall()]
     data.rejects = list(read_rejects(home.rejects, batches))
     return data
@@ -169,11 +169,6 @@ def days_of_supply(line: Line, drug: Drug) -> Decimal:
     return line.quantity * drug.days_per_unit
 
 
-def key_of(line: Line) -> Key:
-    """The key of the settlement a line belongs to."""
-    return (line.site_id, line.settlement_id)
-
-
 # --------------------------------------------------------------------------------------------
 # The rules, one function each; each returns the settlement keys it flags
 # --------------------------------------------------------------------------------------------
@@ -186,7 +181,7 @@ def gender_conflict(data: NodeData, kb: KnowledgeBase) -> set[Key]:
         item = item_of(kb, line)
         if item is None or item.gender is None:
             continue
-        key = key_of(line)
+        key = line.key
         if item.gender != data.settlements[key].gender:
             flagged.add(key)
     return flagged
@@ -199,7 +194,7 @@ def age_conflict(data: NodeData, kb: KnowledgeBase) -> set[Key]:
         item = item_of(kb, line)
         if item is None or (item.min_age is None and item.max_age is None):
             continue
-        key = key_of(line)
+        key = line.key
         age = data.settlements[key].age
         too_young = item.min_age is not None and age < item.min_age
         too_old = item.max_age is not None and age > item.max_age
@@ -217,7 +212,7 @@ def over_quantity(data: NodeData, kb: KnowledgeBase) -> set[Key]:
     units: dict[tuple[Key, str], Decimal] = defaultdict(Decimal)
     supply: dict[tuple[Key, str], Decimal] = defaultdict(Decimal)
     for line in data.lines:
-        group = (key_of(line), line.item_code)
+        group = (line.key, line.item_code)
         units[group] += line.quantity
         if line.item_type == "drug":
             drug = kb.drugs.get(line.item_code)
@@ -248,7 +243,7 @@ def indication_mismatch(data: NodeData, kb: KnowledgeBase) -> set[Key]:
         drug = kb.drugs.get(line.item_code)
         if drug is None or not drug.indications:
             continue
-        key = key_of(line)
+        key = line.key
         diagnoses = data.diagnoses[key]
         if diagnoses and not any(code.startswith(drug.indications) for code in diagnoses):
             flagged.add(key)
@@ -264,7 +259,7 @@ def interaction(data: NodeData, kb: KnowledgeBase) -> set[Key]:
     drugs_of: dict[Key, list[str]] = defaultdict(list)
     for line in data.lines:
         if line.item_type == "drug":
-            drugs_of[key_of(line)].append(line.item_code)
+            drugs_of[line.key].append(line.item_code)
     flagged: set[Key] = set()
     for key, codes in drugs_of.items():
         seen: set[str] = set()
@@ -281,7 +276,7 @@ def interaction(data: NodeData, kb: KnowledgeBase) -> set[Key]:
 def duplicate_trace_code(data: NodeData) -> set[Key]:
     """A non-empty ``trace_code`` on more than one line of the node."""
     counts = Counter(line.trace_code for line in data.lines if line.trace_code)
-    return {key_of(line) for line in data.lines if line.trace_code and counts[line.trace_code] > 1}
+    return {line.key for line in data.lines if line.trace_code and counts[line.trace_code] > 1}
 
 
 def batch_prescribing(
@@ -300,7 +295,7 @@ def batch_prescribing(
         drug = kb.drugs.get(line.item_code)
         if drug is None or not drug.monitored:
             continue
-        key = key_of(line)
+        key = line.key
         s = data.settlements[key]
         if s.doctor_status == "ok" and s.doctor is not None:
             orders[(s.site_id, s.doctor, drug.code)].append((line.order_time, s.patient, key))

@@ -15,7 +15,16 @@ runner = CliRunner()
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["node"], ["data"], ["node", "init"], ["node", "ingest"], ["data", "generate"], ["demo"]],
+    [
+        [],
+        ["node"],
+        ["data"],
+        ["node", "init"],
+        ["node", "ingest"],
+        ["node", "screen"],
+        ["data", "generate"],
+        ["demo"],
+    ],
 )
 def test_help_everywhere(args: list[str]) -> None:
     result = runner.invoke(app, [*args, "--help"])
@@ -75,6 +84,8 @@ def test_demo_generates_initialises_and_ingests_every_site(tmp_path: Path) -> No
         assert site in result.output
         with Store.open(work / site / "store.duckdb", read_only=True) as store:
             assert store.counts().settlements > 100
+        assert (work / site / "flags.jsonl").stat().st_size > 0
+    assert "screening: flags per rule and site" in result.output
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and again.output.count("already ingested") >= 3
 
@@ -85,3 +96,19 @@ def test_demo_takes_contract_data_from_a_folder(sample_dir: Path, tmp_path: Path
     assert (tmp_path / "H33010000" / "config.toml").is_file()
     assert (tmp_path / "P33010701" / "config.toml").is_file()
     assert "birth_date" in result.output  # the sample's one malformed row, by field
+
+
+def test_screen_writes_flags_and_a_table_per_rule(sample_dir: Path, tmp_path: Path) -> None:
+    home, site = tmp_path / "h", sample_dir / "H33010000"
+    runner.invoke(app, ["node", "init", "--home", str(home), "--site-id", "H33010000"])
+    files = ["--settlements", str(site / "settlements.csv"), "--lines", str(site / "lines.csv")]
+    runner.invoke(app, ["node", "ingest", "--home", str(home), *files])
+    out = tmp_path / "flags.jsonl"
+    result = runner.invoke(app, ["node", "screen", "--home", str(home), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "gender_conflict" in result.output and "cross-site" in result.output
+    flags = out.read_text(encoding="utf-8").splitlines()
+    assert f"{len(flags)} flags" in result.output
+    backwards = ["--from", "2026-03-01", "--to", "2026-02-01"]
+    bad = runner.invoke(app, ["node", "screen", "--home", str(home), "--out", str(out), *backwards])
+    assert bad.exit_code == 2 and "is after" in bad.output

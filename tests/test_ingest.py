@@ -16,6 +16,7 @@ from cryptography.exceptions import InvalidTag
 from fedrisk.models.errors import ContractError
 from fedrisk.node.home import NodeHome, init_home
 from fedrisk.node.ingest import ingest, read_rejects
+from fedrisk.node.screen import screen_node
 from fedrisk.node.store import BatchRecord, BatchWriter, Store, StoreCounts
 from fedrisk.node.vault import Vault
 from tests.privacy import files_containing, raw_identifiers, store_values_containing
@@ -206,7 +207,7 @@ def _manifest(site: Path) -> set[tuple[str, int, str]]:
         return {(r["file"], int(r["row"]), r["field"]) for r in csv.DictReader(handle)}
 
 
-def test_generated_sites_reject_exactly_the_malformed_rows_and_leak_nothing(
+def test_generated_sites_reject_exactly_the_malformed_rows_and_leak_nothing(  # and screen
     generated: Path, tmp_path: Path
 ) -> None:
     sites = sorted(p for p in generated.iterdir() if p.is_dir())
@@ -218,6 +219,8 @@ def test_generated_sites_reject_exactly_the_malformed_rows_and_leak_nothing(
         assert report.rejects_path is not None
         rejected = {(r.file, r.row, r.field) for r in read_rejects(report.rejects_path)}
         assert rejected == _manifest(site)
+        flags = screen_node(home, home.root / "flags.jsonl")
+        assert flags.flags > 10  # the flags file is scanned too
         needles = raw_identifiers(site / "settlements.csv")
         assert len(needles) > 500  # the scan looks for something real
         assert files_containing(home.root, needles) == {}

@@ -10,11 +10,14 @@ import typer
 from rich.table import Table
 
 from fedrisk.cli.data import generate_with_progress, summary_table
-from fedrisk.cli.node import ingest_node
+from fedrisk.cli.node import ingest_node, screen_with_progress
 from fedrisk.cli.render import console, fail, ingest_summary_line
 from fedrisk.models.errors import ContractError, FedriskError
+from fedrisk.models.rules.catalogue import CATALOGUE
+from fedrisk.models.rules.pack import RulePack
 from fedrisk.node.home import CONFIG_FILE, init_home, open_home
 from fedrisk.node.ingest import IngestReport, read_rejects
+from fedrisk.node.screen import ScreenReport
 
 
 def demo_command(
@@ -31,7 +34,8 @@ def demo_command(
     ] = 20_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated data.")] = 7,
 ) -> None:
-    """Generate (or take) data for N sites, start one node per site under WORKDIR, ingest."""
+    """Generate (or take) data for N sites, start one node per site under WORKDIR, ingest and
+    screen each; flags go to WORKDIR/<site_id>/flags.jsonl."""
     try:
         if data is None:
             data = workdir / "data"
@@ -39,12 +43,17 @@ def demo_command(
             console.print(summary_table(generate_with_progress(data, sites, settlements, seed)))
         site_dirs = contract_sites(data)
         reports = {site: ingest_site(workdir, site, folder) for site, folder in site_dirs.items()}
+        console.print(demo_table(reports))
+        console.print(rejects_table(reports))
+        for site, report in reports.items():
+            console.print(ingest_summary_line(site, report), soft_wrap=True)
+        screens = {site: screen_site(workdir, site) for site in site_dirs}
     except FedriskError as error:
         raise fail(error) from None
-    console.print(demo_table(reports))
-    console.print(rejects_table(reports))
-    for site, report in reports.items():
-        console.print(ingest_summary_line(site, report), soft_wrap=True)
+    pack = open_home(workdir / next(iter(site_dirs))).rule_pack()
+    console.print(flags_table(screens, pack))
+    for site, screen in screens.items():
+        console.print(f"{site}: {screen.flags:,} flags in {screen.out}", soft_wrap=True)
 
 
 def contract_sites(data: Path) -> dict[str, Path]:
@@ -67,6 +76,26 @@ def ingest_site(workdir: Path, site_id: str, folder: Path) -> IngestReport:
     return ingest_node(
         node, folder / "settlements.csv", folder / "lines.csv", labels if labels.is_file() else None
     )
+
+
+def screen_site(workdir: Path, site_id: str) -> ScreenReport:
+    """Screen one demo node's whole store into WORKDIR/<site_id>/flags.jsonl."""
+    node = open_home(workdir / site_id)
+    return screen_with_progress(node, node.root / "flags.jsonl", node.rule_pack())
+
+
+def flags_table(screens: dict[str, ScreenReport], pack: RulePack) -> Table:
+    """Flags per single-site rule (rows) and site (columns)."""
+    table = Table(title=f"screening: flags per rule and site (rule pack {pack.version})")
+    table.add_column("rule")
+    for site in screens:
+        table.add_column(site, justify="right")
+    for spec in CATALOGUE:
+        if spec.scope == "single_site" and pack.enabled(spec.rule_id):
+            cells = [f"{s.counts.get(spec.rule_id, 0):,}" for s in screens.values()]
+            table.add_row(spec.rule_id, *cells)
+    table.add_row("[bold]total[/]", *[f"[bold]{s.flags:,}[/]" for s in screens.values()])
+    return table
 
 
 def demo_table(reports: dict[str, IngestReport]) -> Table:

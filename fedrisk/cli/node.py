@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,18 +13,27 @@ from fedrisk.cli.render import (
     fail,
     ingest_summary_line,
     ingest_table,
+    screen_table,
     stage_progress,
 )
 from fedrisk.models.errors import FedriskError
+from fedrisk.models.rules.engine import rules_to_run
+from fedrisk.models.rules.pack import RulePack, load_rule_pack
 from fedrisk.node.home import NodeHome, init_home, open_home
 from fedrisk.node.ingest import STAGES, IngestReport, ingest
+from fedrisk.node.screen import ScreenReport, screen_node
 from fedrisk.node.store import Store
 
 app = typer.Typer(
-    help="Run a node: initialise its home, ingest settlement exports.", no_args_is_help=True
+    help="Run a node: initialise its home, ingest settlement exports, screen them.",
+    no_args_is_help=True,
 )
 
 HomeOption = Annotated[Path, typer.Option("--home", help="The node's home folder.")]
+RulesOption = Annotated[
+    Path | None,
+    typer.Option("--rules", help="A rule pack file (TOML; default: the one shipped)."),
+]
 
 
 @app.command("init")
@@ -36,10 +46,11 @@ def init_command(
         Path | None,
         typer.Option("--kb", help="A knowledge base folder (default: the one shipped)."),
     ] = None,
+    rules: RulesOption = None,
 ) -> None:
     """Create a node home: config, secrets (0600), empty store and identity vault."""
     try:
-        created = init_home(home, site_id, kb)
+        created = init_home(home, site_id, kb, rules)
     except FedriskError as error:
         raise fail(error) from None
     kb_version = created.knowledge_base().version
@@ -66,6 +77,35 @@ def ingest_command(
     if not report.already_ingested:
         console.print(ingest_table(node.site_id, report))
     console.print(ingest_summary_line(node.site_id, report), soft_wrap=True)
+
+
+@app.command("screen")
+def screen_command(
+    home: HomeOption,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the flags (JSON Lines).")],
+    start: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First settle date (default: all)."),
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last settle date, inclusive."),
+    ] = None,
+    rules: RulesOption = None,
+) -> None:
+    """Screen the stored settlements with every enabled rule; write contract flags."""
+    if start and end and start > end:
+        raise fail(FedriskError(f"--from {start:%Y-%m-%d} is after --to {end:%Y-%m-%d}"))
+    try:
+        node = open_home(home)
+        pack = load_rule_pack(rules) if rules else node.rule_pack()
+        report = screen_with_progress(node, out, pack, start, end)
+    except FedriskError as error:
+        raise fail(error) from None
+    console.print(screen_table(node.site_id, report, pack))
+    console.print(
+        f"{node.site_id}: {report.flags:,} flags in {report.out} ({report.seconds:.2f} s)"
+    )
 
 
 @app.command("status")
@@ -95,4 +135,33 @@ def ingest_node(
 
         report = ingest(node, settlements, lines, labels, progress=advance)
         bar.update(task, completed=len(STAGES))
+    return report
+
+
+def screen_with_progress(
+    node: NodeHome,
+    out: Path,
+    pack: RulePack,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> ScreenReport:
+    """Screen with a progress bar over the rules."""
+    names = rules_to_run(pack)
+    with stage_progress() as bar:
+        task = bar.add_task(f"screen {node.site_id}", total=len(names))
+
+        def advance(rule_id: str) -> None:
+            bar.update(
+                task, completed=names.index(rule_id), description=f"{node.site_id}: {rule_id}"
+            )
+
+        report = screen_node(
+            node,
+            out,
+            start.date() if start else None,
+            end.date() if end else None,
+            pack,
+            progress=advance,
+        )
+        bar.update(task, completed=len(names))
     return report

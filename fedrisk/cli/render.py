@@ -11,7 +11,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fedrisk.models.errors import FedriskError
+from fedrisk.models.rules.catalogue import CATALOGUE
+from fedrisk.models.rules.pack import RulePack
 from fedrisk.node.ingest import IngestReport
+from fedrisk.node.screen import ScreenReport
 
 console = Console()
 errors = Console(stderr=True)
@@ -54,3 +57,24 @@ def ingest_summary_line(site_id: str, report: IngestReport) -> str:
     rate = report.lines_read / report.seconds if report.seconds else 0.0
     where = f", rejects in {report.rejects_path}" if report.rejects_path else ""
     return f"{site_id}: {report.seconds:.2f} s ({rate:,.0f} fee lines/s){where}"
+
+
+def screen_table(site_id: str, report: ScreenReport, pack: RulePack) -> Table:
+    """Flags per rule of one screening, with every rule of the pack and why it did not run."""
+    table = Table(
+        title=f"screen {site_id} — {report.settlements:,} settlements, {report.lines:,} fee lines",
+        caption=f"knowledge base {report.kb_version} · rule pack {pack.name} {pack.version}",
+    )
+    for column in ("rule", "severity", "flags"):
+        table.add_column(column, justify="right" if column == "flags" else "left")
+    for spec in CATALOGUE:
+        config = pack.rules[spec.rule_id]
+        severity = config.severity or "from kb"
+        if not config.enabled:
+            table.add_row(spec.rule_id, severity, "[dim]disabled[/]")
+        elif spec.scope == "cross_site":
+            table.add_row(spec.rule_id, severity, "[dim]cross-site: federated matching[/]")
+        else:
+            table.add_row(spec.rule_id, severity, f"{report.counts.get(spec.rule_id, 0):,}")
+    table.add_row("[bold]total[/]", "", f"[bold]{report.flags:,}[/]")
+    return table
