@@ -36,3 +36,21 @@ def test_operator_guide_sample_walkthrough_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert '"field": "birth_date"' in done.stdout  # the sample's one malformed row
     assert "76 settlements" in done.stdout
+    assert '"rule_id":' in done.stdout  # the flags file
+
+
+def test_rule_pack_guide_runs_as_written(tmp_path: Path) -> None:
+    if shutil.which("fedrisk") is None:
+        pytest.skip("the fedrisk console script is not installed")
+    blocks = _blocks((REPO / "docs" / "rulepack.md").read_text(encoding="utf-8"))
+    script = "\n".join(blocks).replace("/tmp/", f"{tmp_path}/")
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "window_days = 30" in done.stdout
+    assert "field 'min_patients': 'three' is not a whole number" in done.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fedrisk.cli import data, demo, node
+from fedrisk.cli import data, demo, node, rules
 
 app = typer.Typer(
     help="fedrisk: federated risk scoring for medical-insurance fund supervision.",
@@ -13,4 +13,5 @@ app = typer.Typer(
 )
 app.add_typer(node.app, name="node")
 app.add_typer(data.app, name="data")
+app.add_typer(rules.app, name="rules")
 app.command("demo")(demo.demo_command)

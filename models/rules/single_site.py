@@ -249,7 +249,8 @@ def split_admission(rule: RuleConfig) -> str:
 def data_quality(rule: RuleConfig) -> str:
     """Settlements named by a row refused at ingest, and settlements without a real doctor.
 
-    ``rejects`` holds only rows that name a settlement (the caller leaves out rows whose
+    The evidence is the settlement's own refused row when there is one (the root cause), else
+    its first refused line. ``rejects`` holds only rows that name a settlement (the caller leaves out rows whose
     settlement id is unknown or withheld: there is nothing to flag, the rejects file keeps them).
     """
     return f"""
@@ -262,7 +263,7 @@ def data_quality(rule: RuleConfig) -> str:
         WHERE doctor_status = 'unknown'
            OR (doctor_status = 'missing' AND site_type IN ('hospital', 'clinic'))
         UNION ALL
-        SELECT site_id, settlement_id, row_number() OVER (ORDER BY file, "row") AS rank,
+        SELECT site_id, settlement_id, row_number() OVER (ORDER BY file <> 'settlements.csv', file, "row") AS rank,
             json_object('file', file, 'row', "row", 'field', field, 'reason', reason)
         FROM rejects
     )
