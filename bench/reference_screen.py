@@ -404,11 +404,3 @@ def reference_flags(home: NodeHome, kb: KnowledgeBase, pack: RulePack | None = N
 def as_flags(results: dict[str, set[Key]]) -> set[Flag]:
     """Rule results as ``(rule_id, site_id, settlement_id)`` triples."""
     return {(rule, site, sid) for rule, keys in results.items() for site, sid in keys}
-
-
-def flags_by_rule(flags: Iterable[Flag]) -> dict[str, set[Key]]:
-    """Triples grouped by rule id (every single-site rule present, possibly empty)."""
-    grouped: dict[str, set[Key]] = {rule: set() for rule in SINGLE_SITE_RULES}
-    for rule, site, sid in flags:
-        grouped.setdefault(rule, set()).add((site, sid))
-    return grouped

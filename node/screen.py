@@ -61,10 +61,11 @@ def screen_node(
     with _attached(home.store) as db:
         db.register("rejects", _rejects(home, db))
         evaluate(db, kb, pack, progress)
-        scope = _scope(db, start, end)
-        _write_flags(db, scope, out)
+        scope = _scope(start, end)
+        db.execute(f"CREATE TEMP TABLE flags AS {_flags_in_scope(scope)}")
+        _write_flags(db, out)
         counts = dict.fromkeys(rules_to_run(pack), 0)
-        counts.update(_counts(db, scope))
+        counts.update(_counts(db))
         settlements, lines = _screened(db, scope)
     return ScreenReport(
         out, counts, settlements, lines, kb.version, pack.version, time.perf_counter() - started
@@ -113,19 +114,21 @@ def _rejects(home: NodeHome, db: duckdb.DuckDBPyConnection) -> pa.Table:
     return pa.table(rows, schema=REJECTS_SCHEMA)
 
 
-def _scope(db: duckdb.DuckDBPyConnection, start: date | None, end: date | None) -> str:
+def _scope(start: date | None, end: date | None) -> str | None:
     """A SQL condition on ``s.settle_time`` for the window (NULL: refused at ingest)."""
     low = datetime.combine(start, clock()) if start else None
     high = datetime.combine(end + timedelta(days=1), clock()) if end else None
-    conditions = ["TRUE"]
+    conditions = []
     if low is not None:
         conditions.append(f"s.settle_time >= TIMESTAMP '{low.isoformat(sep=' ')}'")
     if high is not None:
         conditions.append(f"s.settle_time < TIMESTAMP '{high.isoformat(sep=' ')}'")
-    return "(" + " AND ".join(conditions) + ")"
+    return "(" + " AND ".join(conditions) + ")" if conditions else None
 
 
-def _flags_in_scope(scope: str) -> str:
+def _flags_in_scope(scope: str | None) -> str:
+    if scope is None:
+        return "SELECT * FROM rule_flags"
     return f"""
     SELECT f.* FROM rule_flags f
     LEFT JOIN settlements s ON s.site_id = f.site_id AND s.settlement_id = f.settlement_id
@@ -133,31 +136,32 @@ def _flags_in_scope(scope: str) -> str:
     """
 
 
-def _write_flags(db: duckdb.DuckDBPyConnection, scope: str, out: Path) -> None:
+def _write_flags(db: duckdb.DuckDBPyConnection, out: Path) -> None:
     """Write the flags (sorted by settlement and rule) atomically: all of them or none."""
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     target = str(partial).replace("'", "''")
     db.execute(
-        f"COPY ({_flags_in_scope(scope)} ORDER BY site_id, settlement_id, rule_id) "
+        "COPY (SELECT * FROM flags ORDER BY site_id, settlement_id, rule_id) "
         f"TO '{target}' (FORMAT JSON)"
     )
     os.replace(partial, out)
 
 
-def _counts(db: duckdb.DuckDBPyConnection, scope: str) -> dict[str, int]:
-    rows = db.execute(
-        f"SELECT rule_id, count(*) FROM ({_flags_in_scope(scope)}) GROUP BY rule_id"
-    ).fetchall()
+def _counts(db: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    rows = db.execute("SELECT rule_id, count(*) FROM flags GROUP BY rule_id").fetchall()
     return {str(rule_id): int(n) for rule_id, n in rows}
 
 
-def _screened(db: duckdb.DuckDBPyConnection, scope: str) -> tuple[int, int]:
-    row = db.execute(
-        f"""SELECT count(*), coalesce(sum(n), 0) FROM settlements s
-        LEFT JOIN (SELECT site_id, settlement_id, count(*) AS n FROM lines GROUP BY ALL) l
-          ON l.site_id = s.site_id AND l.settlement_id = s.settlement_id
-        WHERE {scope}"""
-    ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1])
+def _screened(db: duckdb.DuckDBPyConnection, scope: str | None) -> tuple[int, int]:
+    """Settlements and fee lines in the window."""
+    if scope is None:
+        queries = ("SELECT count(*) FROM settlements", "SELECT count(*) FROM lines")
+    else:
+        queries = (
+            f"SELECT count(*) FROM settlements s WHERE {scope}",
+            f"""SELECT count(*) FROM lines l SEMI JOIN settlements s
+            ON s.site_id = l.site_id AND s.settlement_id = l.settlement_id AND {scope}""",
+        )
+    counts = [db.execute(q).fetchone() for q in queries]
+    return int(counts[0][0]) if counts[0] else 0, int(counts[1][0]) if counts[1] else 0

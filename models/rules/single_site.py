@@ -48,7 +48,8 @@ def age_conflict(rule: RuleConfig) -> str:
                                 ELSE 'max_age=' || k.max_age END,
             'patient_age', s.age), l.line_no) AS evidence
     FROM {_LINE_ITEMS}
-    WHERE s.age < k.min_age OR s.age > k.max_age
+    WHERE (k.min_age IS NOT NULL OR k.max_age IS NOT NULL)
+      AND (s.age < k.min_age OR s.age > k.max_age)
     GROUP BY l.site_id, l.settlement_id
     """
 
@@ -56,12 +57,23 @@ def age_conflict(rule: RuleConfig) -> str:
 def over_quantity(rule: RuleConfig) -> str:
     """Per (settlement, item): units and days of supply of a drug, units a stay day of a service."""
     return f"""
-    WITH per_item AS (
-        SELECT l.site_id, l.settlement_id, l.item_code, any_value(l.item_type) AS item_type,
-            min(l.line_no) AS line_no, sum(l.quantity) AS units,
-            sum(coalesce(l.days_supply, l.quantity * d.days_per_unit)) AS days
+    WITH keyed AS (
+        SELECT l.site_id, l.settlement_id, l.item_code, l.item_type, l.line_no, l.quantity,
+            coalesce(l.days_supply, l.quantity * d.days_per_unit) AS days,
+            hash(l.site_id, l.settlement_id, l.item_code) AS h
         FROM lines l LEFT JOIN kb_drugs d ON l.item_type = 'drug' AND d.code = l.item_code
-        GROUP BY l.site_id, l.settlement_id, l.item_code
+    ), repeated AS (
+        -- an item on several lines of one settlement is rare: only those lines are summed
+        -- (a hash collision only sends a few more lines through the exact grouping)
+        SELECT h FROM keyed GROUP BY h HAVING count(*) > 1
+    ), per_item AS (
+        SELECT site_id, settlement_id, item_code, item_type, line_no, quantity AS units, days
+        FROM keyed WHERE h NOT IN (SELECT h FROM repeated)
+        UNION ALL
+        SELECT site_id, settlement_id, item_code, any_value(item_type), min(line_no),
+            sum(quantity), sum(days)
+        FROM keyed WHERE h IN (SELECT h FROM repeated)
+        GROUP BY site_id, settlement_id, item_code
     ), drug_over AS (
         SELECT p.site_id, p.settlement_id, p.line_no, json_object(
             'item_code', p.item_code,
@@ -71,21 +83,25 @@ def over_quantity(rule: RuleConfig) -> str:
             'units', p.units, 'days_supply', p.days) AS evidence
         FROM per_item p JOIN kb_drugs d ON p.item_type = 'drug' AND d.code = p.item_code
         WHERE p.units > d.max_units OR p.days > d.max_days_supply
+    ), service_candidates AS (
+        -- a stay has at least one day, so only units above one day's limit can break it
+        SELECT p.*, v.max_per_day
+        FROM per_item p JOIN kb_services v ON p.item_type <> 'drug' AND v.code = p.item_code
+        WHERE p.units > v.max_per_day
     ), service_over AS (
-        SELECT p.site_id, p.settlement_id, p.line_no, json_object(
-            'item_code', p.item_code,
-            'restriction', 'max_per_day=' || v.max_per_day || ' x ' || t.stay_days || ' stay days',
-            'value', p.units, 'units', p.units, 'stay_days', t.stay_days) AS evidence
-        FROM per_item p
-        JOIN kb_services v ON p.item_type <> 'drug' AND v.code = p.item_code
+        SELECT c.site_id, c.settlement_id, c.line_no, json_object(
+            'item_code', c.item_code,
+            'restriction', 'max_per_day=' || c.max_per_day || ' x ' || t.stay_days || ' stay days',
+            'value', c.units, 'units', c.units, 'stay_days', t.stay_days) AS evidence
+        FROM service_candidates c
         JOIN (
             SELECT site_id, settlement_id,
                 CASE WHEN visit_type = 'inpatient' AND discharge_time IS NOT NULL
                      THEN greatest(1, date_diff('day', admit_time::DATE, discharge_time::DATE))
                      ELSE 1 END AS stay_days
             FROM settlements
-        ) t ON t.site_id = p.site_id AND t.settlement_id = p.settlement_id
-        WHERE p.units > v.max_per_day * t.stay_days
+        ) t ON t.site_id = c.site_id AND t.settlement_id = c.settlement_id
+        WHERE c.units > c.max_per_day * t.stay_days
     )
     SELECT site_id, settlement_id, '{rule.severity}' AS severity,
         arg_min(evidence, line_no) AS evidence
@@ -104,14 +120,20 @@ def indication_mismatch(rule: RuleConfig) -> str:
         JOIN kb_drugs d ON d.code = l.item_code AND d.indications <> ''
         JOIN settlements s ON s.site_id = l.site_id AND s.settlement_id = l.settlement_id
         WHERE l.item_type = 'drug' AND s.diagnosis_codes <> ''
-    ), diagnoses AS (
-        SELECT site_id, settlement_id, line_no, item_code,
-            unnest(string_split(diagnosis_codes, '|')) AS code
-        FROM candidates
+    ), pairs AS (
+        -- a drug and a diagnosis list recur on many lines: decide each pair once
+        SELECT DISTINCT item_code, diagnosis_codes FROM candidates
     ), matched AS (
-        SELECT DISTINCT g.site_id, g.settlement_id, g.line_no
-        FROM diagnoses g JOIN kb_indications i
-          ON i.code = g.item_code AND starts_with(g.code, i.prefix)
+        SELECT DISTINCT p.item_code, p.diagnosis_codes
+        FROM (
+            SELECT item_code, diagnosis_codes, unnest(string_split(diagnosis_codes, '|')) AS code
+            FROM pairs
+        ) p
+        JOIN kb_indications i ON i.code = p.item_code AND starts_with(p.code, i.prefix)
+    ), mismatched AS (
+        SELECT * FROM pairs
+        EXCEPT
+        SELECT * FROM matched
     )
     SELECT c.site_id, c.settlement_id, '{rule.severity}' AS severity,
         arg_min(json_object(
@@ -119,8 +141,8 @@ def indication_mismatch(rule: RuleConfig) -> str:
             'restriction', 'indications=' || c.indications,
             'diagnosis_codes', c.diagnosis_codes), c.line_no) AS evidence
     FROM candidates c
-    ANTI JOIN matched m
-      ON m.site_id = c.site_id AND m.settlement_id = c.settlement_id AND m.line_no = c.line_no
+    SEMI JOIN mismatched m
+      ON m.item_code = c.item_code AND m.diagnosis_codes = c.diagnosis_codes
     GROUP BY c.site_id, c.settlement_id
     """
 
@@ -156,9 +178,16 @@ def interaction(rule: RuleConfig) -> str:
 def duplicate_trace_code(rule: RuleConfig) -> str:
     """A trace code on more than one line of this site's store."""
     return f"""
-    WITH repeated AS (
+    WITH maybe AS (
+        -- grouping 64-bit hashes is much cheaper than grouping the strings; a collision only
+        -- adds a candidate, which the exact grouping below drops
+        SELECT hash(trace_code) AS h FROM lines WHERE trace_code IS NOT NULL
+        GROUP BY h HAVING count(*) > 1
+    ), candidates AS (
+        SELECT * FROM lines WHERE hash(trace_code) IN (SELECT h FROM maybe)
+    ), repeated AS (
         SELECT trace_code, count(*) AS times, list(DISTINCT settlement_id) AS settlements
-        FROM lines WHERE trace_code IS NOT NULL
+        FROM candidates
         GROUP BY trace_code HAVING count(*) > 1
     )
     SELECT l.site_id, l.settlement_id, '{rule.severity}' AS severity,
@@ -168,7 +197,7 @@ def duplicate_trace_code(rule: RuleConfig) -> str:
             'other_settlements',
                 list_filter(r.settlements, lambda x: x <> l.settlement_id)[1:10]), l.line_no
         ) AS evidence
-    FROM lines l JOIN repeated r ON r.trace_code = l.trace_code
+    FROM candidates l JOIN repeated r ON r.trace_code = l.trace_code
     GROUP BY l.site_id, l.settlement_id
     """
 
@@ -250,8 +279,9 @@ def data_quality(rule: RuleConfig) -> str:
     """Settlements named by a row refused at ingest, and settlements without a real doctor.
 
     The evidence is the settlement's own refused row when there is one (the root cause), else
-    its first refused line. ``rejects`` holds only rows that name a settlement (the caller leaves out rows whose
-    settlement id is unknown or withheld: there is nothing to flag, the rejects file keeps them).
+    its first refused line. ``rejects`` holds only rows that name a settlement (the caller
+    leaves out rows whose settlement id is unknown or withheld: there is nothing to flag, the
+    rejects file keeps them).
     """
     return f"""
     WITH faults AS (
@@ -263,7 +293,8 @@ def data_quality(rule: RuleConfig) -> str:
         WHERE doctor_status = 'unknown'
            OR (doctor_status = 'missing' AND site_type IN ('hospital', 'clinic'))
         UNION ALL
-        SELECT site_id, settlement_id, row_number() OVER (ORDER BY file <> 'settlements.csv', file, "row") AS rank,
+        SELECT site_id, settlement_id,
+            row_number() OVER (ORDER BY file <> 'settlements.csv', file, "row") AS rank,
             json_object('file', file, 'row', "row", 'field', field, 'reason', reason)
         FROM rejects
     )
