@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -21,12 +21,15 @@ import duckdb
 import pyarrow as pa
 
 from fedrisk.models.errors import NodeHomeError
-from fedrisk.models.rules.engine import REJECTS_SCHEMA, RuleProgress, evaluate, rules_to_run
+from fedrisk.models.rules.engine import REJECTS_SCHEMA, evaluate, rules_to_run
 from fedrisk.models.rules.pack import RulePack
 from fedrisk.node.csvread import WITHHELD
 from fedrisk.node.home import NodeHome
 from fedrisk.node.ingest import read_rejects
 from fedrisk.node.validate import NO_SUCH_SETTLEMENT
+
+STAGES = ("read", "rules", "write")
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -52,15 +55,19 @@ def screen_node(
     start: date | None = None,
     end: date | None = None,
     pack: RulePack | None = None,
-    progress: RuleProgress | None = None,
+    progress: Progress | None = None,
 ) -> ScreenReport:
     """Screen the node's store; write the flags of settlements settled in [start, end] to out."""
     started = time.perf_counter()
+    step = progress or (lambda stage: None)
+    step("read")
     kb = home.knowledge_base()
     pack = pack if pack is not None else home.rule_pack()
     with _attached(home.store) as db:
         db.register("rejects", _rejects(home, db))
-        evaluate(db, kb, pack, progress)
+        step("rules")
+        evaluate(db, kb, pack)
+        step("write")
         scope = _scope(start, end)
         db.execute(f"CREATE TEMP TABLE flags AS {_flags_in_scope(scope)}")
         _write_flags(db, out)

@@ -17,10 +17,10 @@ from fedrisk.cli.render import (
     stage_progress,
 )
 from fedrisk.models.errors import FedriskError
-from fedrisk.models.rules.engine import rules_to_run
 from fedrisk.models.rules.pack import RulePack, load_rule_pack
 from fedrisk.node.home import NodeHome, init_home, open_home
 from fedrisk.node.ingest import STAGES, IngestReport, ingest
+from fedrisk.node.screen import STAGES as SCREEN_STAGES
 from fedrisk.node.screen import ScreenReport, screen_node
 from fedrisk.node.store import Store
 
@@ -145,15 +145,13 @@ def screen_with_progress(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> ScreenReport:
-    """Screen with a progress bar over the rules."""
-    names = rules_to_run(pack)
+    """Screen with a progress bar over the stages."""
     with stage_progress() as bar:
-        task = bar.add_task(f"screen {node.site_id}", total=len(names))
+        task = bar.add_task(f"screen {node.site_id}", total=len(SCREEN_STAGES))
 
-        def advance(rule_id: str) -> None:
-            bar.update(
-                task, completed=names.index(rule_id), description=f"{node.site_id}: {rule_id}"
-            )
+        def advance(stage: str) -> None:
+            done = SCREEN_STAGES.index(stage)
+            bar.update(task, completed=done, description=f"{node.site_id}: {stage}")
 
         report = screen_node(
             node,
@@ -163,5 +161,5 @@ def screen_with_progress(
             pack,
             progress=advance,
         )
-        bar.update(task, completed=len(names))
+        bar.update(task, completed=len(SCREEN_STAGES))
     return report

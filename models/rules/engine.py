@@ -8,8 +8,6 @@ fields and the versions of the knowledge base and rule pack that produced it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import duckdb
 import pyarrow as pa
 
@@ -18,8 +16,6 @@ from fedrisk.models.rules.catalogue import SINGLE_SITE
 from fedrisk.models.rules.kbtables import kb_tables
 from fedrisk.models.rules.pack import RulePack
 from fedrisk.models.rules.single_site import QUERIES
-
-RuleProgress = Callable[[str], None]
 
 REJECT_COLUMNS = ("site_id", "settlement_id", "file", "row", "field", "reason")
 REJECTS_SCHEMA = pa.schema(
@@ -39,27 +35,25 @@ def rules_to_run(pack: RulePack) -> list[str]:
     return [rule_id for rule_id in SINGLE_SITE if pack.enabled(rule_id)]
 
 
-def evaluate(
-    db: duckdb.DuckDBPyConnection,
-    kb: KnowledgeBase,
-    pack: RulePack,
-    progress: RuleProgress | None = None,
-) -> None:
+def evaluate(db: duckdb.DuckDBPyConnection, kb: KnowledgeBase, pack: RulePack) -> None:
     """Fill ``rule_flags`` with the flags of every enabled single-site rule.
 
-    ``progress`` is called with each rule id before the rule runs.
+    All rules run as one statement (a UNION ALL of one query per rule): DuckDB then schedules
+    their scans together on every core, which costs less than one statement per rule.
     """
     for name, table in kb_tables(kb).items():
         db.register(name, table)
     db.execute(_FLAGS)
-    for rule_id in rules_to_run(pack):
-        if progress is not None:
-            progress(rule_id)
-        query = QUERIES[rule_id](pack.rules[rule_id])
-        db.execute(
-            f"""INSERT INTO rule_flags
-            SELECT site_id, settlement_id, '{rule_id}', 1.0, severity, evidence,
-                $kb_version, $pack_version
-            FROM ({query})""",
-            {"kb_version": kb.version, "pack_version": pack.version},
-        )
+    rules = rules_to_run(pack)
+    if not rules:
+        return
+    union = "\nUNION ALL\n".join(
+        f"SELECT '{rule_id}' AS rule_id, * FROM ({QUERIES[rule_id](pack.rules[rule_id])})"
+        for rule_id in rules
+    )
+    db.execute(
+        f"""INSERT INTO rule_flags
+        SELECT site_id, settlement_id, rule_id, 1.0, severity, evidence, $kb_version, $pack_version
+        FROM ({union})""",
+        {"kb_version": kb.version, "pack_version": pack.version},
+    )
