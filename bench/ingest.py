@@ -29,10 +29,10 @@ from pathlib import Path
 import duckdb
 import pyarrow
 from rich.console import Console
-from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.compare import SiteTimes, comparison_table
 from bench.reference_ingest import validate_files
 from fedrisk.models.kb import load_kb
 from fedrisk.node.home import init_home
@@ -44,13 +44,10 @@ GENERATION_TARGET_SIZE = (3, 100_000)
 
 
 @dataclass
-class SiteTimes:
-    """Seconds of every repeat for one site, and its fee lines."""
+class IngestTimes(SiteTimes):
+    """A site's seconds per repeat, with fedrisk's seconds per stage."""
 
-    lines: int = 0
-    fedrisk: list[float] = field(default_factory=list)
-    reference: list[float] = field(default_factory=list)
-    stages: list[dict[str, float]] = field(default_factory=list)  # fedrisk seconds per stage
+    stages: list[dict[str, float]] = field(default_factory=list)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,9 +99,9 @@ def _generate(console: Console, args: argparse.Namespace, out: Path) -> Path:
 
 def _run(
     console: Console, data: Path, sites: list[str], repeats: int, work: Path
-) -> dict[str, SiteTimes]:
+) -> dict[str, IngestTimes]:
     kb = load_kb()
-    times = {site: SiteTimes() for site in sites}
+    times = {site: IngestTimes() for site in sites}
     for repeat in range(repeats):
         for site in sites:
             folder = data / site
@@ -148,29 +145,9 @@ def _recorder(marks: list[tuple[str, float]]) -> Callable[[str], None]:
     return record
 
 
-def _report(console: Console, times: dict[str, SiteTimes], repeats: int) -> None:
-    table = Table(title=f"ingest throughput (median of {repeats})")
-    for name in (
-        "site",
-        "fee lines",
-        "fedrisk s",
-        "fedrisk lines/s",
-        "reference s",
-        "reference lines/s",
-        "speed-up",
-    ):
-        table.add_column(name, justify="left" if name == "site" else "right")
-    for site, t in times.items():
-        _row(table, site, t.lines, statistics.median(t.fedrisk), statistics.median(t.reference))
-    total_lines = sum(t.lines for t in times.values())
-    fedrisk_total = statistics.median(
-        sum(t.fedrisk[r] for t in times.values()) for r in range(repeats)
-    )
-    reference_total = statistics.median(
-        sum(t.reference[r] for t in times.values()) for r in range(repeats)
-    )
-    table.add_section()
-    _row(table, "total", total_lines, fedrisk_total, reference_total)
+def _report(console: Console, times: dict[str, IngestTimes], repeats: int) -> None:
+    table, totals = comparison_table("ingest throughput", times, repeats, "s", 1.0)
+    total_lines, fedrisk_total = totals.lines, totals.fedrisk
     console.print(table)
     stages = {
         stage: statistics.median(
@@ -188,18 +165,6 @@ def _report(console: Console, times: dict[str, SiteTimes], repeats: int) -> None
     console.print(
         f"target >= {TARGET_LINES_PER_SECOND:,} fee lines/s: {verdict} "
         f"({rate:,.0f} lines/s on {os.cpu_count()} cores)"
-    )
-
-
-def _row(table: Table, name: str, lines: int, fedrisk: float, reference: float) -> None:
-    table.add_row(
-        name,
-        f"{lines:,}",
-        f"{fedrisk:.2f}",
-        f"{lines / fedrisk:,.0f}" if fedrisk else "-",
-        f"{reference:.2f}",
-        f"{lines / reference:,.0f}" if reference else "-",
-        f"{reference / fedrisk:.1f}x" if fedrisk else "-",
     )
 
 

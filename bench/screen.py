@@ -21,11 +21,10 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -34,6 +33,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.compare import SiteTimes, comparison_table
 from bench.reference_screen import SINGLE_SITE_RULES, Flag, reference_flags
 from fedrisk.models.rules.pack import RulePack, load_rule_pack
 from fedrisk.node.home import NodeHome, init_home
@@ -43,15 +43,6 @@ from fedrisk.node.screen import screen_node
 TARGET_LINES_PER_MINUTE = 10_000_000
 TARGET_SPEED_UP = 10.0
 EXAMPLES = 3  # settlements shown per side of a mismatch
-
-
-@dataclass
-class SiteTimes:
-    """Seconds of every repeat for one site, and its fee lines."""
-
-    lines: int = 0
-    fedrisk: list[float] = field(default_factory=list)
-    reference: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -197,28 +188,9 @@ def _mismatch_table(console: Console, mismatches: list[Mismatch]) -> None:
 
 
 def _report(console: Console, times: dict[str, SiteTimes], repeats: int) -> None:
-    table = Table(title=f"screening throughput, 9 single-site rules (median of {repeats})")
-    for name in (
-        "site",
-        "fee lines",
-        "fedrisk s",
-        "fedrisk lines/min",
-        "reference s",
-        "reference lines/min",
-        "speed-up",
-    ):
-        table.add_column(name, justify="left" if name == "site" else "right")
-    for site, t in times.items():
-        _row(table, site, t.lines, statistics.median(t.fedrisk), statistics.median(t.reference))
-    total_lines = sum(t.lines for t in times.values())
-    fedrisk_total = statistics.median(
-        sum(t.fedrisk[r] for t in times.values()) for r in range(repeats)
-    )
-    reference_total = statistics.median(
-        sum(t.reference[r] for t in times.values()) for r in range(repeats)
-    )
-    table.add_section()
-    _row(table, "total", total_lines, fedrisk_total, reference_total)
+    title = "screening throughput, 9 single-site rules"
+    table, totals = comparison_table(title, times, repeats, "min", 60.0)
+    total_lines, fedrisk_total, reference_total = totals.lines, totals.fedrisk, totals.reference
     console.print(table)
     rate = total_lines / fedrisk_total * 60 if fedrisk_total else 0.0
     speed_up = reference_total / fedrisk_total if fedrisk_total else 0.0
@@ -228,18 +200,6 @@ def _report(console: Console, times: dict[str, SiteTimes], repeats: int) -> None
         f"target >= {TARGET_LINES_PER_MINUTE:,} fee lines/min and >= {TARGET_SPEED_UP:.0f}x "
         f"the reference: {verdict} ({rate:,.0f} lines/min, {speed_up:.1f}x, "
         f"on {os.cpu_count()} cores)"
-    )
-
-
-def _row(table: Table, name: str, lines: int, fedrisk: float, reference: float) -> None:
-    table.add_row(
-        name,
-        f"{lines:,}",
-        f"{fedrisk:.2f}",
-        f"{lines / fedrisk * 60:,.0f}" if fedrisk else "-",
-        f"{reference:.2f}",
-        f"{lines / reference * 60:,.0f}" if reference else "-",
-        f"{reference / fedrisk:.1f}x" if fedrisk else "-",
     )
 
 
