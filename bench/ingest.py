@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -33,6 +32,7 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.compare import SiteTimes, comparison_table
+from bench.inputs import generate, machine_line, parse_options, site_names
 from bench.reference_ingest import validate_files
 from fedrisk.models.kb import load_kb
 from fedrisk.node.home import init_home
@@ -51,17 +51,13 @@ class IngestTimes(SiteTimes):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
+    args = parse_options(__doc__.splitlines()[0], argv)
     console = Console(width=max(120, shutil.get_terminal_size().columns))
-    console.print(
-        f"machine: {os.cpu_count()} cores, {platform.machine()}, {platform.system()} "
-        f"{platform.release()}; Python {platform.python_version()}, "
-        f"pyarrow {pyarrow.__version__}, duckdb {duckdb.__version__}"
-    )
+    machine_line(console, f"pyarrow {pyarrow.__version__}, duckdb {duckdb.__version__}")
     with tempfile.TemporaryDirectory(prefix="fedrisk-bench-") as tmp:
         work = Path(tmp)
         data = args.data if args.data is not None else _generate(console, args, work / "data")
-        sites = sorted(p.name for p in data.iterdir() if (p / "settlements.csv").is_file())
+        sites = site_names(data)
         if not sites:
             console.print(f"[red]no site folders with settlements.csv under {data}[/red]")
             return 2
@@ -70,30 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sites", type=int, default=3)
-    parser.add_argument("--settlements", type=int, default=100_000, help="per site")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--data", type=Path, default=None, help="existing exports, one folder a site"
-    )
-    return parser.parse_args(argv)
-
-
 def _generate(console: Console, args: argparse.Namespace, out: Path) -> Path:
-    from fedrisk.synth import generate_dataset
-
-    started = time.perf_counter()
-    generate_dataset(out, sites=args.sites, settlements=args.settlements, seed=args.seed)
-    seconds = time.perf_counter() - started
-    line = f"generation: {args.sites} x {args.settlements:,} settlements in {seconds:.1f} s"
+    """Generate the data, then say whether generation met its own target."""
+    seconds = generate(console, args, out)
     if (args.sites, args.settlements) == GENERATION_TARGET_SIZE:
         met = seconds <= GENERATION_TARGET_SECONDS
         verdict = "[green]met[/green]" if met else "[red]NOT met[/red]"
-        line += f" (target <= {GENERATION_TARGET_SECONDS:.0f} s: {verdict})"
-    console.print(line)
+        console.print(f"generation target <= {GENERATION_TARGET_SECONDS:.0f} s: {verdict}")
     return out
 
 

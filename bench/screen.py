@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.compare import SiteTimes, comparison_table
+from bench.inputs import generate, machine_line, parse_options, site_names
 from bench.reference_screen import SINGLE_SITE_RULES, Flag, reference_flags
 from fedrisk.models.rules.pack import RulePack, load_rule_pack
 from fedrisk.node.home import NodeHome, init_home
@@ -56,16 +56,13 @@ class Mismatch:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
+    args = parse_options(__doc__.splitlines()[0], argv)
     console = Console(width=max(120, shutil.get_terminal_size().columns))
-    console.print(
-        f"machine: {os.cpu_count()} cores, {platform.machine()}, {platform.system()} "
-        f"{platform.release()}; Python {platform.python_version()}, duckdb {duckdb.__version__}"
-    )
+    machine_line(console, f"duckdb {duckdb.__version__}")
     with tempfile.TemporaryDirectory(prefix="fedrisk-bench-") as tmp:
         work = Path(tmp)
-        data = args.data if args.data is not None else _generate(console, args, work / "data")
-        sites = sorted(p.name for p in data.iterdir() if (p / "settlements.csv").is_file())
+        data = args.data if args.data is not None else _generated(console, args, work / "data")
+        sites = site_names(data)
         if not sites:
             console.print(f"[red]no site folders with settlements.csv under {data}[/red]")
             return 2
@@ -79,26 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sites", type=int, default=3)
-    parser.add_argument("--settlements", type=int, default=100_000, help="per site")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--data", type=Path, default=None, help="existing exports, one folder a site"
-    )
-    return parser.parse_args(argv)
-
-
-def _generate(console: Console, args: argparse.Namespace, out: Path) -> Path:
-    """Generate synthetic data into ``out``; print how long it took."""
-    from fedrisk.synth import generate_dataset
-
-    started = time.perf_counter()
-    generate_dataset(out, sites=args.sites, settlements=args.settlements, seed=args.seed)
-    seconds = time.perf_counter() - started
-    console.print(f"generation: {args.sites} x {args.settlements:,} settlements in {seconds:.1f} s")
+def _generated(console: Console, args: argparse.Namespace, out: Path) -> Path:
+    generate(console, args, out)
     return out
 
 
