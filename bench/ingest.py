@@ -32,7 +32,7 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.compare import SiteTimes, comparison_table
-from bench.inputs import generate, machine_line, parse_options, site_names
+from bench.inputs import generate, machine_line, operator, parse_options, site_names
 from bench.reference_ingest import validate_files
 from fedrisk.models.kb import load_kb
 from fedrisk.node.home import init_home
@@ -89,7 +89,8 @@ def _run(
             home = init_home(work / f"home-{repeat}-{site}", site)
             started = time.perf_counter()
             marks: list[tuple[str, float]] = [("open", started)]
-            report = ingest(home, settlements, lines, labels, progress=_recorder(marks))
+            access = operator(home, "ingest")
+            report = ingest(access, settlements, lines, labels, progress=_recorder(marks))
             finished = time.perf_counter()
             times[site].fedrisk.append(finished - started)
             ends = [t for _, t in marks[1:]] + [finished]

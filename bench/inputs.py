@@ -10,6 +10,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from fedrisk.node.access import Principal, SiteAccess
+from fedrisk.node.home import NodeHome
+
 
 def parse_options(description: str, argv: list[str] | None) -> argparse.Namespace:
     """``--sites --settlements --repeats --seed --data``, as every benchmark takes them."""
@@ -46,3 +49,8 @@ def generate(console: Console, args: argparse.Namespace, out: Path) -> float:
 def site_names(data: Path) -> list[str]:
     """The site folders (with settlements.csv) of a data folder."""
     return sorted(p.name for p in data.iterdir() if (p / "settlements.csv").is_file())
+
+
+def operator(home: NodeHome, purpose: str) -> SiteAccess:
+    """The benchmark's access to a node, as an operator (audited like any other)."""
+    return SiteAccess.open(home, Principal("bench", "operator"), purpose)

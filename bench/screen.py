@@ -33,7 +33,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.compare import SiteTimes, comparison_table
-from bench.inputs import generate, machine_line, parse_options, site_names
+from bench.inputs import generate, machine_line, operator, parse_options, site_names
 from bench.reference_screen import SINGLE_SITE_RULES, Flag, reference_flags
 from fedrisk.models.rules.pack import RulePack, load_rule_pack
 from fedrisk.node.home import NodeHome, init_home
@@ -89,7 +89,7 @@ def _ingest(console: Console, data: Path, sites: list[str], work: Path) -> dict[
         folder = data / site
         labels = folder / "labels.csv" if (folder / "labels.csv").is_file() else None
         home = init_home(work / f"home-{site}", site)
-        ingest(home, folder / "settlements.csv", folder / "lines.csv", labels)
+        ingest(operator(home, "ingest"), folder / "settlements.csv", folder / "lines.csv", labels)
         homes[site] = home
     seconds = time.perf_counter() - started
     console.print(f"setup: {len(sites)} node homes initialised and ingested in {seconds:.1f} s")
@@ -107,7 +107,7 @@ def _run(
             kb = home.knowledge_base()
             out = work / f"flags-{repeat}-{site}.jsonl"
             started = time.perf_counter()
-            report = screen_node(home, out, pack=pack)
+            report = screen_node(operator(home, "screening"), out, pack=pack)
             times[site].fedrisk.append(time.perf_counter() - started)
             started = time.perf_counter()
             reference = reference_flags(home, kb, pack)

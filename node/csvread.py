@@ -56,6 +56,11 @@ class CsvColumns:
     def rows_read(self) -> int:
         return int(self.table.num_rows) + len(self.bad_shape)
 
+    @property
+    def num_rows(self) -> int:
+        """Records read, well- or badly-shaped (what the audit log counts)."""
+        return self.rows_read
+
     def column(self, name: str) -> pa.ChunkedArray:
         return self.table.column(name)
 

@@ -3,10 +3,14 @@
 Layout of ``HOME``::
 
     config.toml        site id, knowledge base and rule pack paths (see docs/operator.md)
-    secrets/           0700; pseudonym.key and vault.key, 32 random bytes each, 0600
+    identity.json      the node's public identity (Ed25519 + X25519 public keys), to share
+    policy.toml        the access policy (see docs/audit.md), a copy of the default at init
+    secrets/           0700; pseudonym.key and vault.key (32 random bytes each) and
+                       identity.key (the node's private keys, optionally passphrase-sealed), 0600
     store.duckdb       the analytic store: desensitized claims only
     vault.sqlite       0600; the identity vault: identifiers encrypted under vault.key
     rejects/           one JSON Lines file per ingested batch
+    audit/             0700; the audit log, its signed tree heads (see node/auditlog.py)
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from fedrisk.crypto.identity import Identity, IdentityError, PublicIdentity
 from fedrisk.models.errors import NodeHomeError
 from fedrisk.models.kb import KnowledgeBase, load_kb
 from fedrisk.models.rules.pack import RulePack, load_rule_pack
+from fedrisk.node.policy import Policy, default_policy_text, load_policy
 
 CONFIG_FILE = "config.toml"
 SECRET_BYTES = 32
@@ -58,6 +64,44 @@ class NodeHome:
     def rejects(self) -> Path:
         return self.root / "rejects"
 
+    @property
+    def audit(self) -> Path:
+        return self.root / "audit"
+
+    @property
+    def identity_file(self) -> Path:
+        return self.secrets / "identity.key"
+
+    @property
+    def public_identity_file(self) -> Path:
+        return self.root / "identity.json"
+
+    @property
+    def policy_file(self) -> Path:
+        return self.root / "policy.toml"
+
+    def identity(self, passphrase: bytes | None = None) -> Identity:
+        """The node's private keys (the passphrase is needed if they are protected)."""
+        try:
+            return Identity.load(self.identity_file, passphrase)
+        except IdentityError as exc:
+            raise NodeHomeError(str(exc)) from None
+
+    def identity_is_protected(self) -> bool:
+        return Identity.is_protected(self.identity_file)
+
+    def public_identity(self) -> PublicIdentity:
+        """The node's public identity, as exported at init."""
+        try:
+            data = json.loads(self.public_identity_file.read_text(encoding="utf-8"))
+            return PublicIdentity.from_json(data)
+        except (OSError, ValueError, IdentityError) as exc:
+            raise NodeHomeError(f"{self.public_identity_file}: {exc}") from None
+
+    def policy(self) -> Policy:
+        """The access policy this node enforces."""
+        return load_policy(self.policy_file)
+
     def secret(self, name: str) -> bytes:
         """One of the node's secret keys (``pseudonym`` or ``vault``)."""
         path = self.secrets / f"{name}.key"
@@ -81,9 +125,14 @@ class NodeHome:
 
 
 def init_home(
-    root: Path, site_id: str, kb_path: Path | None = None, rules_path: Path | None = None
+    root: Path,
+    site_id: str,
+    kb_path: Path | None = None,
+    rules_path: Path | None = None,
+    passphrase: bytes | None = None,
 ) -> NodeHome:
-    """Create a node home: configuration, fresh secrets, empty store and vault.
+    """Create a node home: configuration, fresh secrets and identity, the default access
+    policy, an empty store, vault and audit log.
 
     Refuses a folder that already holds a node configuration, so secrets are never replaced
     (replacing them would orphan every pseudonym and vault entry).
@@ -105,14 +154,22 @@ def init_home(
     os.chmod(home.secrets, 0o700)
     for name in SECRET_NAMES:
         _write_private(home.secrets / f"{name}.key", os.urandom(SECRET_BYTES))
+    identity = Identity.generate(site_id)
+    identity.save(home.identity_file, passphrase)
+    home.public_identity_file.write_text(
+        json.dumps(identity.public.to_json(), indent=2) + "\n", encoding="utf-8"
+    )
+    home.policy_file.write_text(default_policy_text(), encoding="utf-8")
     home.rejects.mkdir(exist_ok=True)
     _write_config(home, kb.version)
     # Imported here so that reading a home's configuration does not load the storage engines.
+    from fedrisk.node.auditlog import AuditLog
     from fedrisk.node.store import Store
     from fedrisk.node.vault import Vault
 
     Store.create(home.store)
     Vault.create(home.vault)
+    AuditLog.create(home.audit, site_id, identity)
     return home
 
 

@@ -11,13 +11,15 @@ import hashlib
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedrisk.models.kb import KnowledgeBase
 from fedrisk.models.schema import LABEL_COLUMNS, LINE_COLUMNS, SETTLEMENT_COLUMNS
+from fedrisk.node.access import SiteAccess
 from fedrisk.node.csvread import read_contract_csv
 from fedrisk.node.desensitize import desensitize
 from fedrisk.node.home import NodeHome
@@ -35,6 +37,7 @@ from fedrisk.node.validate import (
 from fedrisk.node.vault import Vault
 
 STAGES = ("read", "validate", "desensitize", "store")
+WRITES = ("settlements", "lines", "labels", "batches", "rejects", "vault")
 Progress = Callable[[str], None]
 
 
@@ -58,6 +61,7 @@ class IngestReport:
     rejects_path: Path | None
     new_identities: int
     seconds: float
+    rejected_by_field: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def lines_read(self) -> int:
@@ -65,14 +69,15 @@ class IngestReport:
 
 
 def ingest(
-    home: NodeHome,
+    access: SiteAccess,
     settlements: Path,
     lines: Path,
     labels: Path | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
-    """Validate, desensitize and store one batch of contract files at ``home``.
+    """Validate, desensitize and store one batch of contract files at the node of ``access``.
 
+    Every read and write goes through ``access`` (the policy decides, the audit log records).
     Settlements and fee lines are read and checked in two threads (Arrow and DuckDB release
     the GIL, so a 2-core node uses both cores); the vault is written while the lines are
     checked and the store inserts, and the store commits only once the vault holds every
@@ -80,6 +85,8 @@ def ingest(
     """
     started = time.perf_counter()
     step = progress or (lambda stage: None)
+    home = access.home
+    access.require_writes(WRITES)  # refuse before reading anything
     inputs = {"settlements": settlements, "lines": lines}
     if labels is not None:
         inputs["labels"] = labels
@@ -87,24 +94,40 @@ def ingest(
     with Store.open(home.store) as store, ThreadPoolExecutor(max_workers=3) as pool:
         digest_job = pool.submit(_content_sha256, list(inputs.values()))
         step("read")
-        lines_job = pool.submit(_read_and_check_lines, lines, home.site_id, kb)
-        read = read_contract_csv(settlements, SETTLEMENT_COLUMNS)
+        lines_job = pool.submit(_read_and_check_lines, access, lines, kb)
+        read = access.read(
+            "export.settlements", ["*"], lambda: read_contract_csv(settlements, SETTLEMENT_COLUMNS)
+        )
         step("validate")
-        stored_ids = store.settlement_ids()
+        stored_ids = access.read("settlements", ["settlement_id"], store.settlement_ids)
         s = validate_settlements(read, home.site_id, stored_ids)
         step("desensitize")
         clean = desensitize(s.accepted, home.secret("pseudonym"))
+        vault = Vault(home.vault, home.secret("vault"))
         # Idempotent, so it may start before the batch is known to be new.
-        vault_job = pool.submit(Vault(home.vault, home.secret("vault")).put, clean.vault)
+        vault_job = pool.submit(
+            access.write, "vault", len(clean.vault), lambda: vault.put(clean.vault)
+        )
         digest = digest_job.result()
-        earlier = store.has_content(digest)
+        earlier = access.read(
+            "batches",
+            ["batch_id", "content_sha256"],
+            lambda: store.has_content(digest),
+            rows=lambda found: int(found is not None),
+        )
         if earlier is not None:
             lines_job.result()
+            vault_job.result()
             return IngestReport(earlier, (), True, None, 0, time.perf_counter() - started)
         batch_id = digest[:16]
         step("store")
         with store.batch(batch_id) as writer:
-            writer.settlements(clean.settlements)  # while the other thread checks the lines
+            # while the other thread checks the lines
+            access.write(
+                "settlements",
+                clean.settlements.num_rows,
+                lambda: writer.settlements(clean.settlements),
+            )
             known = Known(
                 s.accepted.column("settlement_id").combine_chunks(),
                 read.column("settlement_id").combine_chunks(),
@@ -112,33 +135,47 @@ def ingest(
             )
             pending = lines_job.result()
             line_ids = pending.data.column("settlement_id")
-            ln = finish_lines(pending, known, store.line_keys(line_ids))
-            writer.lines(ln.accepted)
-            lb = _labels(store, home.site_id, known, labels)
+            stored_lines = access.read(
+                "lines", ["settlement_id", "line_no"], lambda: store.line_keys(line_ids)
+            )
+            ln = finish_lines(pending, known, stored_lines)
+            access.write("lines", ln.accepted.num_rows, lambda: writer.lines(ln.accepted))
+            lb = _labels(access, store, home.site_id, known, labels)
             if lb is not None:
-                writer.labels(lb.accepted)
+                access.write("labels", lb.accepted.num_rows, lambda: writer.labels(lb.accepted))
             results = [r for r in (s, ln, lb) if r is not None]
-            rejects_path = _write_rejects(home, batch_id, results)
-            writer.record(_record(batch_id, digest, inputs, results))
+            rejects_path = access.write(
+                "rejects",
+                sum(len(r.rejects) for r in results),
+                lambda: _write_rejects(home, batch_id, results),
+            )
+            record = _record(batch_id, digest, inputs, results)
+            access.write("batches", 1, lambda: writer.record(record))
             new_identities = vault_job.result()  # the vault holds the batch before it commits
     reports = tuple(
         FileReport(name, r.rows_read, r.accepted.num_rows, len(r.rejects))
         for name, r in zip(inputs, results, strict=True)
     )
+    by_field = Counter((r.file, r.field) for result in results for r in result.rejects)
+    seconds = time.perf_counter() - started
     return IngestReport(
-        batch_id, reports, False, rejects_path, new_identities, time.perf_counter() - started
+        batch_id, reports, False, rejects_path, new_identities, seconds, dict(by_field)
     )
 
 
-def _read_and_check_lines(path: Path, site_id: str, kb: KnowledgeBase) -> PendingLines:
-    return check_lines(read_contract_csv(path, LINE_COLUMNS), site_id, kb)
+def _read_and_check_lines(access: SiteAccess, path: Path, kb: KnowledgeBase) -> PendingLines:
+    data = access.read("export.lines", ["*"], lambda: read_contract_csv(path, LINE_COLUMNS))
+    return check_lines(data, access.home.site_id, kb)
 
 
-def _labels(store: Store, site_id: str, known: Known, path: Path | None) -> Validated | None:
+def _labels(
+    access: SiteAccess, store: Store, site_id: str, known: Known, path: Path | None
+) -> Validated | None:
     if path is None:
         return None
-    data = read_contract_csv(path, LABEL_COLUMNS)
-    return validate_labels(data, site_id, known, store.labelled_ids())
+    data = access.read("export.labels", ["*"], lambda: read_contract_csv(path, LABEL_COLUMNS))
+    labelled = access.read("labels", ["settlement_id"], store.labelled_ids)
+    return validate_labels(data, site_id, known, labelled)
 
 
 def _record(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as clock
@@ -20,15 +20,19 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from fedrisk.models.errors import NodeHomeError
+from fedrisk.models.rules.engine import READS as ENGINE_READS
 from fedrisk.models.rules.engine import REJECTS_SCHEMA, evaluate, rules_to_run
 from fedrisk.models.rules.pack import RulePack
+from fedrisk.node.access import SiteAccess
 from fedrisk.node.csvread import WITHHELD
 from fedrisk.node.home import NodeHome
 from fedrisk.node.ingest import read_rejects
 from fedrisk.node.validate import NO_SUCH_SETTLEMENT
 
 STAGES = ("read", "rules", "write")
+# The rules' columns, plus what screening itself needs: stored batches (for their rejects).
+READS = {**ENGINE_READS, "batches": ("batch_id",)}
+REJECT_FIELDS = ("file", "row", "settlement_id", "field", "reason")
 Progress = Callable[[str], None]
 
 
@@ -50,52 +54,40 @@ class ScreenReport:
 
 
 def screen_node(
-    home: NodeHome,
+    access: SiteAccess,
     out: Path,
     start: date | None = None,
     end: date | None = None,
     pack: RulePack | None = None,
     progress: Progress | None = None,
 ) -> ScreenReport:
-    """Screen the node's store; write the flags of settlements settled in [start, end] to out."""
+    """Screen the node's store; write the flags of settlements settled in [start, end] to out.
+
+    Reads only the fields of :data:`READS`, through ``access`` (policy-checked and audited).
+    """
     started = time.perf_counter()
     step = progress or (lambda stage: None)
     step("read")
+    home = access.home
     kb = home.knowledge_base()
     pack = pack if pack is not None else home.rule_pack()
-    with _attached(home.store) as db:
-        db.register("rejects", _rejects(home, db))
+    access.require_writes(["flags"])
+    with closing(duckdb.connect()) as db:
+        access.attach_store(db, READS)
+        rejects = access.read("rejects", REJECT_FIELDS, lambda: _rejects(home, db))
+        db.register("rejects", rejects)
         step("rules")
         evaluate(db, kb, pack)
         step("write")
         scope = _scope(start, end)
         db.execute(f"CREATE TEMP TABLE flags AS {_flags_in_scope(scope)}")
-        _write_flags(db, out)
         counts = dict.fromkeys(rules_to_run(pack), 0)
         counts.update(_counts(db))
+        access.write("flags", sum(counts.values()), lambda: _write_flags(db, out))
         settlements, lines = _screened(db, scope)
     return ScreenReport(
         out, counts, settlements, lines, kb.version, pack.version, time.perf_counter() - started
     )
-
-
-@contextmanager
-def _attached(store: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB with the node store attached read-only, its tables as views."""
-    db = duckdb.connect()
-    try:
-        path = str(store).replace("'", "''")
-        try:
-            db.execute(f"ATTACH '{path}' AS store (READ_ONLY)")
-        except duckdb.IOException as exc:
-            raise NodeHomeError(
-                f"{store}: cannot open the store (is an ingest running?): {exc}"
-            ) from None
-        for table in ("settlements", "lines", "batches"):
-            db.execute(f"CREATE VIEW {table} AS SELECT * FROM store.{table}")
-        yield db
-    finally:
-        db.close()
 
 
 def _rejects(home: NodeHome, db: duckdb.DuckDBPyConnection) -> pa.Table:

@@ -12,6 +12,7 @@ from fedrisk.node.home import NodeHome, init_home
 from fedrisk.node.ingest import ingest
 from fedrisk.node.screen import ScreenReport, screen_node
 from tests import oracle
+from tests.nodes import operator
 from tests.oracle import Flag, site_dirs
 
 
@@ -22,7 +23,7 @@ def ingest_sites(data_dir: Path, work: Path) -> dict[str, NodeHome]:
         home = init_home(work / folder.name, folder.name)
         labels = folder / "labels.csv"
         ingest(
-            home,
+            operator(home, "ingest"),
             folder / "settlements.csv",
             folder / "lines.csv",
             labels if labels.is_file() else None,
@@ -43,7 +44,7 @@ def screen_all(
     flags: set[Flag] = set()
     reports = {}
     for site, home in homes.items():
-        report = screen_node(home, home.root / "flags.jsonl", pack=pack)
+        report = screen_node(operator(home, "screening"), home.root / "flags.jsonl", pack=pack)
         reports[site] = report
         for flag in read_flags(report.out):
             flags.add((str(flag["rule_id"]), str(flag["site_id"]), str(flag["settlement_id"])))

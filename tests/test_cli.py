@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from fedrisk.cli.main import app
-from fedrisk.node.store import Store
+from fedrisk.node.home import open_home
+from tests.nodes import counts
 
 runner = CliRunner()
 
@@ -69,8 +70,7 @@ def test_missing_column_refuses_the_file(sample_dir: Path, tmp_path: Path) -> No
     result = runner.invoke(app, ["node", "ingest", "--home", str(home), *files])
     assert result.exit_code == 2
     assert "missing column(s) gender" in result.output
-    with Store.open(home / "store.duckdb", read_only=True) as store:
-        assert store.counts().settlements == 0
+    assert counts(open_home(home)).settlements == 0
 
 
 def test_demo_generates_initialises_and_ingests_every_site(tmp_path: Path) -> None:
@@ -82,8 +82,7 @@ def test_demo_generates_initialises_and_ingests_every_site(tmp_path: Path) -> No
     assert len(homes) == 3
     for site in homes:
         assert site in result.output
-        with Store.open(work / site / "store.duckdb", read_only=True) as store:
-            assert store.counts().settlements > 100
+        assert counts(open_home(work / site)).settlements > 100
         assert (work / site / "flags.jsonl").stat().st_size > 0
     assert "screening: flags per rule and site" in result.output
     again = runner.invoke(app, args)

@@ -17,18 +17,18 @@ from fedrisk.models.errors import ContractError
 from fedrisk.node.home import NodeHome, init_home
 from fedrisk.node.ingest import ingest, read_rejects
 from fedrisk.node.screen import screen_node
-from fedrisk.node.store import BatchRecord, BatchWriter, Store, StoreCounts
+from fedrisk.node.store import BatchRecord, BatchWriter, StoreCounts
 from fedrisk.node.vault import Vault
+from tests.nodes import counts, operator
 from tests.privacy import files_containing, raw_identifiers, store_values_containing
 
 
 def _counts(home: NodeHome) -> StoreCounts:
-    with Store.open(home.store, read_only=True) as store:
-        return store.counts()
+    return counts(home)
 
 
 def _ingest_site(home: NodeHome, folder: Path):  # type: ignore[no-untyped-def]
-    return ingest(home, folder / "settlements.csv", folder / "lines.csv")
+    return ingest(operator(home, "ingest"), folder / "settlements.csv", folder / "lines.csv")
 
 
 def test_sample_hospital_counts_add_up_and_rejects_name_the_field(
@@ -113,6 +113,7 @@ def test_killed_ingest_leaves_no_partial_batch(sample_dir: Path, tmp_path: Path)
         from pathlib import Path
         from fedrisk.node.home import open_home
         from fedrisk.node.ingest import ingest
+        from fedrisk.node.access import Principal, SiteAccess
         from fedrisk.node.store import BatchWriter
         real = BatchWriter.record
         def record_then_die(self, record):
@@ -120,13 +121,15 @@ def test_killed_ingest_leaves_no_partial_batch(sample_dir: Path, tmp_path: Path)
             os.kill(os.getpid(), signal.SIGKILL)
         BatchWriter.record = record_then_die
         site = Path({str(site)!r})
-        ingest(open_home(Path({str(home.root)!r})), site / "settlements.csv", site / "lines.csv")
+        who = Principal("pytest", "operator")
+        access = SiteAccess.open(open_home(Path({str(home.root)!r})), who, "ingest")
+        ingest(access, site / "settlements.csv", site / "lines.csv")
         """
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert done.returncode == -9, done.stderr.decode()
     assert _counts(home) == StoreCounts(0, 0, 0, 0)
-    report = ingest(home, site / "settlements.csv", site / "lines.csv")
+    report = ingest(operator(home, "ingest"), site / "settlements.csv", site / "lines.csv")
     assert not report.already_ingested
     assert _counts(home).settlements == 67
 
@@ -214,12 +217,17 @@ def test_generated_sites_reject_exactly_the_malformed_rows_and_leak_nothing(  # 
     assert len(sites) == 3
     for site in sites:
         home = init_home(tmp_path / site.name, site.name)
-        report = ingest(home, site / "settlements.csv", site / "lines.csv", site / "labels.csv")
+        report = ingest(
+            operator(home, "ingest"),
+            site / "settlements.csv",
+            site / "lines.csv",
+            site / "labels.csv",
+        )
         assert all(f.accepted + f.rejected == f.read for f in report.files)
         assert report.rejects_path is not None
         rejected = {(r.file, r.row, r.field) for r in read_rejects(report.rejects_path)}
         assert rejected == _manifest(site)
-        flags = screen_node(home, home.root / "flags.jsonl")
+        flags = screen_node(operator(home, "screening"), home.root / "flags.jsonl")
         assert flags.flags > 10  # the flags file is scanned too
         needles = raw_identifiers(site / "settlements.csv")
         assert len(needles) > 500  # the scan looks for something real
@@ -247,10 +255,10 @@ def test_broken_exports_never_put_identifiers_into_rejects(
     broken.write_text(text, encoding="utf-8")
     if damage == "unbalanced quote":
         with pytest.raises(ContractError, match="line 6 opens a quote that is never closed"):
-            ingest(hospital_home, broken, site / "lines.csv")
+            ingest(operator(hospital_home, "ingest"), broken, site / "lines.csv")
         assert list(hospital_home.rejects.iterdir()) == []
         return
-    report = ingest(hospital_home, broken, site / "lines.csv")
+    report = ingest(operator(hospital_home, "ingest"), broken, site / "lines.csv")
     assert report.rejects_path is not None
     assert files_containing(hospital_home.root, raw_identifiers(site / "settlements.csv")) == {}
     assert any(r.field == "row" for r in read_rejects(report.rejects_path))

@@ -8,6 +8,7 @@ from pathlib import Path
 from fedrisk.models.kb import SEVERITIES, load_kb
 from fedrisk.models.rules.pack import load_rule_pack
 from fedrisk.node.screen import screen_node
+from tests.nodes import operator
 from tests.screening import ingest_sites, read_flags
 from tests.test_oracle_rules import HYSTEROSCOPY, SEMAGLUTIDE, ln, make, st
 
@@ -37,7 +38,7 @@ def _data(root: Path) -> Path:
 
 def test_flags_follow_the_contract_and_name_item_restriction_value(tmp_path: Path) -> None:
     home = ingest_sites(_data(tmp_path), tmp_path / "homes")["H1"]
-    report = screen_node(home, tmp_path / "flags.jsonl")
+    report = screen_node(operator(home, "screening"), tmp_path / "flags.jsonl")
     flags = read_flags(report.out)
     assert all(list(f) == FLAG_KEYS for f in flags)
     assert all(0 <= float(str(f["score"])) <= 1 and f["severity"] in SEVERITIES for f in flags)
@@ -72,7 +73,7 @@ def test_window_keeps_settlements_settled_in_it(tmp_path: Path) -> None:
     home = ingest_sites(_data(tmp_path), tmp_path / "homes")["H1"]
 
     def flagged(start: date | None, end: date | None) -> set[tuple[str, str]]:
-        report = screen_node(home, tmp_path / "w.jsonl", start, end)
+        report = screen_node(operator(home, "screening"), tmp_path / "w.jsonl", start, end)
         return {(str(f["rule_id"]), str(f["settlement_id"])) for f in read_flags(report.out)}
 
     everything = flagged(None, None)

@@ -28,6 +28,7 @@ from fedrisk.models.schema import (
 )
 from fedrisk.node.home import init_home
 from fedrisk.node.ingest import IngestReport, ingest, read_rejects
+from tests.nodes import operator
 
 SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "contract" / "sample"
 SAMPLE_SITES = ("H33010000", "P33010701")
@@ -51,7 +52,7 @@ def _node(tmp: Path, site_id: str, folder: Path, labels: bool) -> Outcome:
     home = init_home(tmp / f"home-{site_id}-{folder.name}", site_id)
     label_file = folder / "labels.csv" if labels else None
     report: IngestReport = ingest(
-        home, folder / "settlements.csv", folder / "lines.csv", label_file
+        operator(home, "ingest"), folder / "settlements.csv", folder / "lines.csv", label_file
     )
     assert report.rejects_path is not None
     rejects = frozenset(

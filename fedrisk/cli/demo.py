@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from fedrisk.cli.access import open_access
 from fedrisk.cli.data import generate_with_progress, summary_table
 from fedrisk.cli.node import ingest_node, screen_with_progress
 from fedrisk.cli.render import console, fail, ingest_summary_line
@@ -16,7 +17,7 @@ from fedrisk.models.errors import ContractError, FedriskError
 from fedrisk.models.rules.catalogue import CATALOGUE
 from fedrisk.models.rules.pack import RulePack
 from fedrisk.node.home import CONFIG_FILE, init_home, open_home
-from fedrisk.node.ingest import IngestReport, read_rejects
+from fedrisk.node.ingest import IngestReport
 from fedrisk.node.screen import ScreenReport
 
 
@@ -74,14 +75,18 @@ def ingest_site(workdir: Path, site_id: str, folder: Path) -> IngestReport:
     node = open_home(home) if (home / CONFIG_FILE).exists() else init_home(home, site_id)
     labels = folder / "labels.csv"
     return ingest_node(
-        node, folder / "settlements.csv", folder / "lines.csv", labels if labels.is_file() else None
+        open_access(node, "operator", "ingest"),
+        folder / "settlements.csv",
+        folder / "lines.csv",
+        labels if labels.is_file() else None,
     )
 
 
 def screen_site(workdir: Path, site_id: str) -> ScreenReport:
     """Screen one demo node's whole store into WORKDIR/<site_id>/flags.jsonl."""
     node = open_home(workdir / site_id)
-    return screen_with_progress(node, node.root / "flags.jsonl", node.rule_pack())
+    access = open_access(node, "operator", "screening")
+    return screen_with_progress(access, node.root / "flags.jsonl", node.rule_pack())
 
 
 def flags_table(screens: dict[str, ScreenReport], pack: RulePack) -> Table:
@@ -120,8 +125,8 @@ def demo_table(reports: dict[str, IngestReport]) -> Table:
 
 def rejects_table(reports: dict[str, IngestReport]) -> Table:
     """Rejected rows by file and first failing field (rows) and site (columns)."""
-    counts: dict[str, Counter[tuple[str, str]]] = {
-        site: Counter((r.file, r.field) for r in read_rejects(report.rejects_path))
+    counts = {
+        site: Counter(report.rejected_by_field)
         for site, report in reports.items()
         if report.rejects_path is not None
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fedrisk.cli import data, demo, node, rules
+from fedrisk.cli import audit, data, demo, node, rules
 
 app = typer.Typer(
     help="fedrisk: federated risk scoring for medical-insurance fund supervision.",
@@ -14,4 +14,5 @@ app = typer.Typer(
 app.add_typer(node.app, name="node")
 app.add_typer(data.app, name="data")
 app.add_typer(rules.app, name="rules")
+app.add_typer(audit.app, name="audit")
 app.command("demo")(demo.demo_command)

@@ -8,6 +8,12 @@ from typing import Annotated
 
 import typer
 
+from fedrisk.cli.access import (
+    PASSPHRASE_VARIABLE,
+    OperatorRole,
+    new_passphrase,
+    open_access,
+)
 from fedrisk.cli.render import (
     console,
     fail,
@@ -18,11 +24,12 @@ from fedrisk.cli.render import (
 )
 from fedrisk.models.errors import FedriskError
 from fedrisk.models.rules.pack import RulePack, load_rule_pack
-from fedrisk.node.home import NodeHome, init_home, open_home
+from fedrisk.node.access import SiteAccess
+from fedrisk.node.home import init_home, open_home
 from fedrisk.node.ingest import STAGES, IngestReport, ingest
 from fedrisk.node.screen import STAGES as SCREEN_STAGES
 from fedrisk.node.screen import ScreenReport, screen_node
-from fedrisk.node.store import Store
+from fedrisk.node.status import store_counts
 
 app = typer.Typer(
     help="Run a node: initialise its home, ingest settlement exports, screen them.",
@@ -47,16 +54,36 @@ def init_command(
         typer.Option("--kb", help="A knowledge base folder (default: the one shipped)."),
     ] = None,
     rules: RulesOption = None,
+    protect: Annotated[
+        bool,
+        typer.Option(
+            "--passphrase",
+            help=f"Seal the node key with a passphrase (from ${PASSPHRASE_VARIABLE} or asked).",
+        ),
+    ] = False,
 ) -> None:
-    """Create a node home: config, secrets (0600), empty store and identity vault."""
+    """Create a node home: config, keys and secrets (0600), access policy, empty store,
+    identity vault and audit log."""
     try:
-        created = init_home(home, site_id, kb, rules)
+        created = init_home(home, site_id, kb, rules, new_passphrase() if protect else None)
     except FedriskError as error:
         raise fail(error) from None
     kb_version = created.knowledge_base().version
     console.print(
-        f"initialised node [bold]{site_id}[/] at {created.root} (knowledge base {kb_version})"
+        f"initialised node [bold]{site_id}[/] at {created.root} (knowledge base {kb_version}, "
+        f"key {created.public_identity().fingerprint})"
     )
+
+
+@app.command("identity")
+def identity_command(home: HomeOption) -> None:
+    """Print the node's public identity (JSON) to register it with a federation."""
+    try:
+        node = open_home(home)
+        public = node.public_identity()
+    except FedriskError as error:
+        raise fail(error) from None
+    console.print_json(data=public.to_json())
 
 
 @app.command("ingest")
@@ -67,11 +94,12 @@ def ingest_command(
     ],
     lines: Annotated[Path, typer.Option("--lines", help="lines.csv (contract v1).")],
     labels: Annotated[Path | None, typer.Option("--labels", help="labels.csv (optional).")] = None,
+    as_role: OperatorRole = "operator",
 ) -> None:
     """Validate, desensitize and store one batch; print accepted and rejected counts per file."""
     try:
         node = open_home(home)
-        report = ingest_node(node, settlements, lines, labels)
+        report = ingest_node(open_access(node, as_role, "ingest"), settlements, lines, labels)
     except FedriskError as error:
         raise fail(error) from None
     if not report.already_ingested:
@@ -92,6 +120,7 @@ def screen_command(
         typer.Option("--to", formats=["%Y-%m-%d"], help="Last settle date, inclusive."),
     ] = None,
     rules: RulesOption = None,
+    as_role: OperatorRole = "operator",
 ) -> None:
     """Screen the stored settlements with every enabled rule; write contract flags."""
     if start and end and start > end:
@@ -99,7 +128,8 @@ def screen_command(
     try:
         node = open_home(home)
         pack = load_rule_pack(rules) if rules else node.rule_pack()
-        report = screen_with_progress(node, out, pack, start, end)
+        access = open_access(node, as_role, "screening")
+        report = screen_with_progress(access, out, pack, start, end)
     except FedriskError as error:
         raise fail(error) from None
     console.print(screen_table(node.site_id, report, pack))
@@ -109,14 +139,13 @@ def screen_command(
 
 
 @app.command("status")
-def status_command(home: HomeOption) -> None:
-    """What the node's store holds."""
+def status_command(home: HomeOption, as_role: OperatorRole = "operator") -> None:
+    """What the node's store holds (counts only)."""
     try:
         node = open_home(home)
+        counts = store_counts(open_access(node, as_role, "status"))
     except FedriskError as error:
         raise fail(error) from None
-    with Store.open(node.store, read_only=True) as store:
-        counts = store.counts()
     console.print(
         f"{node.site_id}: {counts.batches} batches, {counts.settlements:,} settlements, "
         f"{counts.lines:,} fee lines, {counts.labels:,} labels"
@@ -124,28 +153,30 @@ def status_command(home: HomeOption) -> None:
 
 
 def ingest_node(
-    node: NodeHome, settlements: Path, lines: Path, labels: Path | None
+    access: SiteAccess, settlements: Path, lines: Path, labels: Path | None
 ) -> IngestReport:
     """Ingest with a progress bar over the stages."""
+    node = access.home
     with stage_progress() as bar:
         task = bar.add_task(f"ingest {node.site_id}", total=len(STAGES))
 
         def advance(stage: str) -> None:
             bar.update(task, completed=STAGES.index(stage), description=f"{node.site_id}: {stage}")
 
-        report = ingest(node, settlements, lines, labels, progress=advance)
+        report = ingest(access, settlements, lines, labels, progress=advance)
         bar.update(task, completed=len(STAGES))
     return report
 
 
 def screen_with_progress(
-    node: NodeHome,
+    access: SiteAccess,
     out: Path,
     pack: RulePack,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> ScreenReport:
     """Screen with a progress bar over the stages."""
+    node = access.home
     with stage_progress() as bar:
         task = bar.add_task(f"screen {node.site_id}", total=len(SCREEN_STAGES))
 
@@ -154,7 +185,7 @@ def screen_with_progress(
             bar.update(task, completed=done, description=f"{node.site_id}: {stage}")
 
         report = screen_node(
-            node,
+            access,
             out,
             start.date() if start else None,
             end.date() if end else None,

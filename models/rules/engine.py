@@ -17,6 +17,36 @@ from fedrisk.models.rules.kbtables import kb_tables
 from fedrisk.models.rules.pack import RulePack
 from fedrisk.models.rules.single_site import QUERIES
 
+# What the rules read of each table, no more: screening exposes exactly these columns.
+READS = {
+    "settlements": (
+        "site_id",
+        "settlement_id",
+        "site_type",
+        "patient_pseudonym",
+        "gender",
+        "age",
+        "visit_type",
+        "admit_time",
+        "discharge_time",
+        "diagnosis_codes",
+        "principal_diagnosis",
+        "doctor_pseudonym",
+        "doctor_status",
+        "settle_time",
+    ),
+    "lines": (
+        "site_id",
+        "settlement_id",
+        "line_no",
+        "item_type",
+        "item_code",
+        "trace_code",
+        "quantity",
+        "days_supply",
+        "order_time",
+    ),
+}
 REJECT_COLUMNS = ("site_id", "settlement_id", "file", "row", "field", "reason")
 REJECTS_SCHEMA = pa.schema(
     [(name, pa.int64() if name == "row" else pa.string()) for name in REJECT_COLUMNS]

@@ -1,0 +1,103 @@
+"""The datasets of a node and their fields: what an access policy can grant.
+
+A policy that names a dataset or field not listed here is refused, so a typo can never grant
+(or silently fail to grant) access. ``export.*`` are the HIS exports as read at ingest, raw
+identifiers included; the others are what the node keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from fedrisk.models.schema import LABEL_COLUMNS, LINE_COLUMNS, SETTLEMENT_COLUMNS
+
+ALL_FIELDS: Final = "*"
+
+DATASETS: Final[dict[str, tuple[str, ...]]] = {
+    "export.settlements": SETTLEMENT_COLUMNS,
+    "export.lines": LINE_COLUMNS,
+    "export.labels": LABEL_COLUMNS,
+    # The analytic store (see node/store.py): desensitized, no raw identifier.
+    "settlements": (
+        "site_id",
+        "settlement_id",
+        "batch_id",
+        "site_type",
+        "patient_pseudonym",
+        "gender",
+        "age",
+        "insurance_type",
+        "visit_type",
+        "admit_time",
+        "discharge_time",
+        "diagnosis_codes",
+        "principal_diagnosis",
+        "drg_code",
+        "doctor_pseudonym",
+        "doctor_status",
+        "pharmacist_pseudonym",
+        "total_amount",
+        "fund_paid",
+        "settle_time",
+    ),
+    "lines": (
+        "site_id",
+        "settlement_id",
+        "line_no",
+        "batch_id",
+        "item_type",
+        "item_code",
+        "item_name",
+        "trace_code",
+        "quantity",
+        "unit_price",
+        "amount",
+        "days_supply",
+        "order_time",
+    ),
+    "labels": ("site_id", "settlement_id", "batch_id", "label", "violation_type"),
+    "batches": (
+        "batch_id",
+        "content_sha256",
+        "ingested_at",
+        "files",
+        "rows_read",
+        "rows_accepted",
+        "rows_rejected",
+    ),
+    "rejects": ("file", "row", "settlement_id", "field", "reason", "other_fields"),
+    # The identity vault: raw identifiers behind pseudonyms.
+    "vault": ("kind", "pseudonym", "identifier"),
+    "flags": (
+        "site_id",
+        "settlement_id",
+        "rule_id",
+        "score",
+        "severity",
+        "evidence",
+        "kb_version",
+        "rule_pack_version",
+    ),
+    "audit": (
+        "seq",
+        "prev",
+        "time",
+        "node",
+        "actor",
+        "role",
+        "purpose",
+        "action",
+        "dataset",
+        "fields",
+        "rows",
+        "decision",
+        "reason",
+        "policy",
+    ),
+}
+
+
+def expand(dataset: str, fields: Sequence[str]) -> tuple[str, ...]:
+    """The fields meant by ``fields`` (``["*"]`` is every field of the dataset)."""
+    return DATASETS[dataset] if list(fields) == [ALL_FIELDS] else tuple(fields)
