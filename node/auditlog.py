@@ -91,6 +91,7 @@ class _State:
     edge: CompactRange
     prev: str
     log_bytes: int
+    head: TreeHead | None
 
 
 class AuditLog:
@@ -110,19 +111,26 @@ class AuditLog:
         self._mutex = threading.Lock()
 
     @staticmethod
-    def create(folder: Path, node: str, identity: Identity) -> AuditLog:
+    def create(
+        folder: Path, node: str, identity: Identity, durability: Durability = Durability.FSYNC
+    ) -> AuditLog:
         """An empty log with a signed head of size 0, so that emptying it later is detected."""
         folder.mkdir(mode=0o700, parents=True, exist_ok=False)
         for name in (LOG_FILE, HEADS_FILE, LOCK_FILE):
             (folder / name).touch(mode=0o600)
-        log = AuditLog(folder, node, identity)
+        log = AuditLog(folder, node, identity, durability)
         log.append([])
         return log
 
     def append(self, records: Sequence[AuditRecord]) -> TreeHead:
-        """Append ``records`` as one commit and sign the new tree head; returns the head."""
+        """Append ``records`` as one commit and sign the new tree head; returns the head.
+
+        Heads grow strictly (an empty commit signs nothing), so a verifier can require it.
+        """
         with self._mutex, locked(self.folder):
             state = self._load_state()
+            if not records and state.head is not None:
+                return state.head
             now = _now()
             lines = []
             for record in records:
@@ -140,6 +148,7 @@ class AuditLog:
             with (self.folder / HEADS_FILE).open("ab") as handle:
                 handle.write(canonical_json(head.to_json()) + b"\n")
                 self._sync(handle)
+            state.head = head
             _save_state(self.folder, state)
             return head
 
@@ -155,9 +164,11 @@ class AuditLog:
             cached = json.loads((self.folder / STATE_FILE).read_text(encoding="utf-8"))
             if int(cached["log_bytes"]) == log_bytes:
                 nodes = [bytes.fromhex(n) for n in cached["edge"]]
-                return _State(CompactRange(int(cached["size"]), nodes), cached["prev"], log_bytes)
+                edge = CompactRange(int(cached["size"]), nodes)
+                head = TreeHead.from_json(cached["head"]) if cached["head"] else None
+                return _State(edge, cached["prev"], log_bytes, head)
         except (OSError, ValueError, KeyError, TypeError):
-            pass
+            pass  # no cache, or a stale or damaged one: recompute from the log
         return self._rebuild_state()
 
     def _rebuild_state(self) -> _State:
@@ -181,7 +192,7 @@ class AuditLog:
         if good_bytes != path.stat().st_size:
             with path.open("r+b") as handle:
                 handle.truncate(good_bytes)
-        return _State(edge, prev, good_bytes)
+        return _State(edge, prev, good_bytes, last)
 
 
 def _save_state(folder: Path, state: _State) -> None:
@@ -190,6 +201,7 @@ def _save_state(folder: Path, state: _State) -> None:
         "edge": [n.hex() for n in state.edge.nodes],
         "prev": state.prev,
         "log_bytes": state.log_bytes,
+        "head": state.head.to_json() if state.head else None,
     }
     temporary = folder / (STATE_FILE + ".tmp")
     temporary.write_text(json.dumps(data), encoding="utf-8")

@@ -2,7 +2,7 @@
 
 What the verifier checks, reading only the log files and the node's public identity:
 
-1. every tree head is well formed, signed by the node's key, and no smaller than the one before;
+1. every tree head is well formed, signed by the node's key, and larger than the one before;
 2. every entry is a complete line of JSON whose ``seq`` is its position (so no entry was
    deleted, inserted or moved) and whose ``prev`` is the leaf hash of the entry before it;
 3. the Merkle root of the first ``size`` entries equals the root of every signed head of that
@@ -130,8 +130,8 @@ def _read_heads(path: Path, key: PublicIdentity) -> tuple[list[TreeHead], Proble
                 head.verify(key)
             except (ValueError, TreeHeadError) as exc:
                 return heads, Problem(f"signed head {k} is not valid: {exc}", head=k)
-            if heads and head.size < heads[-1].size:
-                message = f"signed head {k} (size {head.size}) is smaller than the one before"
+            if heads and head.size <= heads[-1].size:
+                message = f"signed head {k} (size {head.size}) does not grow the one before"
                 return heads, Problem(message, head=k)
             heads.append(head)
     if not heads:

@@ -13,5 +13,7 @@ TABLES = ("batches", "settlements", "lines", "labels")
 def store_counts(access: SiteAccess) -> StoreCounts:
     """Batches, settlements, fee lines and labels in the store; each count is an audited read."""
     with Store.open(access.home.store, read_only=True) as store:
-        counts = [access.read(table, [], partial(store.count, table), rows=int) for table in TABLES]
+        counts = [
+            access.read(table, [], partial(store.count_rows, table), rows=int) for table in TABLES
+        ]
     return StoreCounts(*counts)

@@ -170,7 +170,7 @@ class Store:
             self._db.execute("ROLLBACK")
             raise
 
-    def count(self, table: str) -> int:
+    def count_rows(self, table: str) -> int:
         """Rows in one of the store's tables."""
         if table not in ("batches", "settlements", "lines", "labels"):
             raise ValueError(f"the store has no table {table!r}")

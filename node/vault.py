@@ -56,7 +56,7 @@ class Vault:
             db.executemany("INSERT OR IGNORE INTO identities VALUES (?, ?, ?)", rows)
             return db.total_changes - before
 
-    def get(self, kind: str, pseudonym: str) -> str | None:
+    def reveal(self, kind: str, pseudonym: str) -> str | None:
         """The raw identifier behind a pseudonym (only for the audited matching step)."""
         with closing(sqlite3.connect(self._path)) as db:
             row = db.execute(

@@ -166,12 +166,12 @@ def test_vault_holds_the_identifiers_encrypted_and_returns_them(
     assert status == "ok"
     assert unknown == (None, "unknown")
     vault = Vault(hospital_home.vault, hospital_home.secret("vault"))
-    assert vault.get("doctor", pseudonym) == "D0000004B"
-    assert vault.get("patient", patient) == "330106198212025792"
-    assert vault.get("patient", "0" * 32) is None
+    assert vault.reveal("doctor", pseudonym) == "D0000004B"
+    assert vault.reveal("patient", patient) == "330106198212025792"
+    assert vault.reveal("patient", "0" * 32) is None
     wrong_key = Vault(hospital_home.vault, bytes(32))
     with pytest.raises(InvalidTag):
-        wrong_key.get("doctor", pseudonym)
+        wrong_key.reveal("doctor", pseudonym)
 
 
 def test_age_replaces_birth_date(sample_dir: Path, hospital_home: NodeHome) -> None:
