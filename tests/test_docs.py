@@ -54,3 +54,34 @@ def test_rule_pack_guide_runs_as_written(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "window_days = 30" in done.stdout
     assert "field 'min_patients': 'three' is not a whole number" in done.stderr
+
+
+def test_audit_guide_runs_as_written(tmp_path: Path) -> None:
+    if shutil.which("fedrisk") is None:
+        pytest.skip("the fedrisk console script is not installed")
+    if not (REPO.parent / "shared" / "contract" / "sample").is_dir():
+        pytest.skip("contract sample not found")
+    blocks = _blocks((REPO / "docs" / "audit.md").read_text(encoding="utf-8"))
+    script = "\n".join(blocks).replace("/tmp/", f"{tmp_path}/")
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "refused (exit 2)" in done.stdout
+    assert '"decision": "denied"' in done.stdout
+    assert "proof holds" in done.stdout
+    assert "NOT INTACT" in done.stdout and "first bad entry" in done.stdout
+    assert "tampering found (exit 1)" in done.stdout
+    assert "independent check: entry 5 is in the log" in done.stdout
+
+
+def test_audit_guide_lists_every_dataset_a_policy_can_name() -> None:
+    from fedrisk.node.datasets import DATASETS
+
+    guide = (REPO / "docs" / "audit.md").read_text(encoding="utf-8")
+    assert [d for d in DATASETS if f"`{d}`" not in guide] == []
