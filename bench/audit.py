@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.inputs import machine_line
 from fedrisk.crypto.canonical import canonical_json
 from fedrisk.crypto.identity import Identity
+from fedrisk.models.rules.engine import READS
 from fedrisk.node.auditlog import (
     FIRST_PREV,
     HEADS_FILE,
@@ -56,6 +57,7 @@ from fedrisk.node.auditlog import (
     Durability,
 )
 from fedrisk.node.auditverify import VerifyReport, verify_log
+from fedrisk.node.datasets import DATASETS
 
 TARGET_APPENDS_PER_SECOND = 50_000
 TARGET_VERIFY_SECONDS = 10.0
@@ -68,29 +70,9 @@ SETTINGS = {Durability.FSYNC: "fsync per commit", Durability.FLUSH: "flush only"
 
 # What the access gate logs, in roughly the proportions a working node produces: mostly
 # screening reads of the store, some ingest writes, analyst reads, and the odd denial.
-LINES = (
-    "site_id",
-    "settlement_id",
-    "line_no",
-    "item_type",
-    "item_code",
-    "trace_code",
-    "quantity",
-    "days_supply",
-    "order_time",
-)
-SETTLEMENTS = (
-    "site_id",
-    "settlement_id",
-    "patient_pseudonym",
-    "gender",
-    "age",
-    "visit_type",
-    "principal_diagnosis",
-    "total_amount",
-    "settle_time",
-)
-FLAGS = ("site_id", "settlement_id", "rule_id", "score", "severity", "evidence")
+LINES = READS["lines"]
+SETTLEMENTS = READS["settlements"]
+FLAGS = DATASETS["flags"]
 DENIED = "field patient_pseudonym not granted to role analyst"
 Template = tuple[
     str, str, str, Literal["read", "write"], str, tuple[str, ...], Literal["allowed", "denied"], str

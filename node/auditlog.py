@@ -38,6 +38,22 @@ HEADS_FILE = "heads.jsonl"
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
 FIRST_PREV = "0" * 64  # what the first entry records as the hash before it
+ENTRY_FIELDS = (
+    "seq",
+    "prev",
+    "time",
+    "node",
+    "actor",
+    "role",
+    "purpose",
+    "action",
+    "dataset",
+    "fields",
+    "rows",
+    "decision",
+    "reason",
+    "policy",
+)
 
 
 class AuditLogError(FedriskError):

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import Final
 
 from fedrisk.models.schema import LABEL_COLUMNS, LINE_COLUMNS, SETTLEMENT_COLUMNS
+from fedrisk.node.auditlog import ENTRY_FIELDS
+from fedrisk.node.desensitize import ANALYTIC_SETTLEMENT_COLUMNS
 
 ALL_FIELDS: Final = "*"
 
@@ -19,43 +21,8 @@ DATASETS: Final[dict[str, tuple[str, ...]]] = {
     "export.lines": LINE_COLUMNS,
     "export.labels": LABEL_COLUMNS,
     # The analytic store (see node/store.py): desensitized, no raw identifier.
-    "settlements": (
-        "site_id",
-        "settlement_id",
-        "batch_id",
-        "site_type",
-        "patient_pseudonym",
-        "gender",
-        "age",
-        "insurance_type",
-        "visit_type",
-        "admit_time",
-        "discharge_time",
-        "diagnosis_codes",
-        "principal_diagnosis",
-        "drg_code",
-        "doctor_pseudonym",
-        "doctor_status",
-        "pharmacist_pseudonym",
-        "total_amount",
-        "fund_paid",
-        "settle_time",
-    ),
-    "lines": (
-        "site_id",
-        "settlement_id",
-        "line_no",
-        "batch_id",
-        "item_type",
-        "item_code",
-        "item_name",
-        "trace_code",
-        "quantity",
-        "unit_price",
-        "amount",
-        "days_supply",
-        "order_time",
-    ),
+    "settlements": (*ANALYTIC_SETTLEMENT_COLUMNS[:2], "batch_id", *ANALYTIC_SETTLEMENT_COLUMNS[2:]),
+    "lines": ("site_id", "settlement_id", "line_no", "batch_id", *LINE_COLUMNS[3:]),
     "labels": ("site_id", "settlement_id", "batch_id", "label", "violation_type"),
     "batches": (
         "batch_id",
@@ -79,22 +46,7 @@ DATASETS: Final[dict[str, tuple[str, ...]]] = {
         "kb_version",
         "rule_pack_version",
     ),
-    "audit": (
-        "seq",
-        "prev",
-        "time",
-        "node",
-        "actor",
-        "role",
-        "purpose",
-        "action",
-        "dataset",
-        "fields",
-        "rows",
-        "decision",
-        "reason",
-        "policy",
-    ),
+    "audit": ENTRY_FIELDS,
 }
 
 

@@ -233,3 +233,15 @@ def test_only_the_gate_attaches_the_store() -> None:
         if "ATTACH" in path.read_text(encoding="utf-8")
     ]
     assert attaching == [Path("node/access.py")]
+
+
+def test_the_policy_catalogue_names_the_store_columns_exactly(hospital_home: NodeHome) -> None:
+    from fedrisk.node.auditlog import AuditRecord
+    from fedrisk.node.datasets import DATASETS
+
+    with duckdb.connect(str(hospital_home.store), read_only=True) as db:
+        for table in ("settlements", "lines", "labels", "batches"):
+            columns = [row[0] for row in db.execute(f"DESCRIBE {table}").fetchall()]
+            assert DATASETS[table] == tuple(columns), table
+    record = AuditRecord("a", "r", "p", "read", "d", (), 0, "allowed", "", "v")
+    assert set(DATASETS["audit"]) == set(record.entry(0, "", "", "n"))
