@@ -93,6 +93,12 @@ class SiteAccess:
         self._record("write", dataset, fields, rows, "")
         return save()
 
+    def refuse(self, action: Action, dataset: str, reason: str) -> int:
+        """Log that something was refused for ``reason`` (e.g. an untrusted model); returns the
+        entry's index. For refusals that are not the policy's: a bad signature, say."""
+        entry = self._entry(action, dataset, DATASETS[dataset], None, "denied", reason)
+        return self.log.append([entry]).size - 1
+
     def require_writes(self, datasets: Sequence[str]) -> None:
         """Fail early (and log) if any of these writes would be denied, before reading input."""
         for dataset in datasets:

@@ -32,6 +32,7 @@ from fedrisk.node.policy import Policy, default_policy_text, load_policy
 CONFIG_FILE = "config.toml"
 SECRET_BYTES = 32
 SECRET_NAMES = ("pseudonym", "vault")
+_OWNER_FIELDS = ("site_id", "signing_key", "receiving_key", "binding", "fingerprint")
 _SITE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -69,6 +70,10 @@ class NodeHome:
         return self.root / "audit"
 
     @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
     def identity_file(self) -> Path:
         return self.secrets / "identity.key"
 
@@ -97,6 +102,28 @@ class NodeHome:
             return PublicIdentity.from_json(data)
         except (OSError, ValueError, IdentityError) as exc:
             raise NodeHomeError(f"{self.public_identity_file}: {exc}") from None
+
+    def trusted_owners(self) -> dict[str, PublicIdentity]:
+        """The model owners whose bundles this node accepts, by key fingerprint (config.toml)."""
+        try:
+            data = tomllib.loads(self.config.read_text(encoding="utf-8"))
+            entries = data.get("trust", {}).get("model_owner", [])
+            owners = [PublicIdentity.from_json(dict(entry)) for entry in entries]
+        except (tomllib.TOMLDecodeError, IdentityError, TypeError, AttributeError) as exc:
+            raise NodeHomeError(f"{self.config}: malformed [[trust.model_owner]] ({exc})") from None
+        return {owner.fingerprint: owner for owner in owners}
+
+    def trust_owner(self, owner: PublicIdentity) -> bool:
+        """Add a model owner's public key to config.toml; False if it was there already."""
+        owner.check()
+        if owner.fingerprint in self.trusted_owners():
+            return False
+        fields = owner.to_json()
+        lines = ["", "[[trust.model_owner]]"]
+        lines += [f"{key} = {json.dumps(fields[key])}" for key in _OWNER_FIELDS]
+        with self.config.open("a", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        return True
 
     def policy(self) -> Policy:
         """The access policy this node enforces."""

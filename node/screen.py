@@ -18,21 +18,18 @@ from datetime import time as clock
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
-from fedrisk.models.rules.engine import READS as ENGINE_READS
-from fedrisk.models.rules.engine import REJECTS_SCHEMA, evaluate, rules_to_run
+from fedrisk.models.bundle import Bundle
+from fedrisk.models.features import READS as FEATURE_READS
+from fedrisk.models.features import claim_features
+from fedrisk.models.rules.engine import evaluate, rules_to_run
 from fedrisk.models.rules.pack import RulePack
+from fedrisk.models.scoring import RULE_ID, model_flags
+from fedrisk.node import registry
 from fedrisk.node.access import SiteAccess
-from fedrisk.node.csvread import WITHHELD
-from fedrisk.node.home import NodeHome
-from fedrisk.node.ingest import read_rejects
-from fedrisk.node.validate import NO_SUCH_SETTLEMENT
+from fedrisk.node.claims import attach_claims
 
-STAGES = ("read", "rules", "write")
-# The rules' columns, plus what screening itself needs: stored batches (for their rejects).
-READS = {**ENGINE_READS, "batches": ("batch_id",)}
-REJECT_FIELDS = ("file", "row", "settlement_id", "field", "reason")
+STAGES = ("read", "rules", "model", "write")
 Progress = Callable[[str], None]
 
 
@@ -47,6 +44,7 @@ class ScreenReport:
     kb_version: str
     rule_pack_version: str
     seconds: float
+    model: str | None = None  # the bundle id of the active model, if one scored
 
     @property
     def flags(self) -> int:
@@ -72,45 +70,33 @@ def screen_node(
     kb = home.knowledge_base()
     pack = pack if pack is not None else home.rule_pack()
     access.require_writes(["flags"])
+    bundle = registry.active(access)
     with closing(duckdb.connect()) as db:
-        access.attach_store(db, READS)
-        rejects = access.read("rejects", REJECT_FIELDS, lambda: _rejects(home, db))
-        db.register("rejects", rejects)
+        attach_claims(access, db, FEATURE_READS if bundle else None)
         step("rules")
         evaluate(db, kb, pack)
+        if bundle is not None:
+            step("model")
+            _score(db, bundle, kb.version, pack.version)
         step("write")
         scope = _scope(start, end)
         db.execute(f"CREATE TEMP TABLE flags AS {_flags_in_scope(scope)}")
-        counts = dict.fromkeys(rules_to_run(pack), 0)
+        counts = dict.fromkeys([*rules_to_run(pack), *([RULE_ID] if bundle else [])], 0)
         counts.update(_counts(db))
         access.write("flags", sum(counts.values()), lambda: _write_flags(db, out))
         settlements, lines = _screened(db, scope)
-    return ScreenReport(
-        out, counts, settlements, lines, kb.version, pack.version, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    model = bundle.bundle_id if bundle else None
+    return ScreenReport(out, counts, settlements, lines, kb.version, pack.version, seconds, model)
+
+
+def _score(db: duckdb.DuckDBPyConnection, bundle: Bundle, kb: str, pack: str) -> None:
+    """Add the model's flags to ``rule_flags`` (features from the same store as the rules)."""
+    flags = model_flags(claim_features(db), bundle, bundle.booster(), kb, pack)
+    db.register("model_flags", flags)
+    db.execute(
+        "INSERT INTO rule_flags SELECT * REPLACE (evidence::JSON AS evidence) FROM model_flags"
     )
-
-
-def _rejects(home: NodeHome, db: duckdb.DuckDBPyConnection) -> pa.Table:
-    """Rows refused at ingest that name a settlement, from the rejects of stored batches."""
-    rows: dict[str, list[object]] = {name: [] for name in REJECTS_SCHEMA.names}
-    for (batch_id,) in db.execute("SELECT batch_id FROM batches ORDER BY batch_id").fetchall():
-        path = home.rejects / f"{batch_id}.jsonl"
-        if not path.is_file():
-            continue
-        for reject in read_rejects(path):
-            if reject.settlement_id in ("", WITHHELD) or reject.reason == NO_SUCH_SETTLEMENT:
-                continue
-            values = (
-                home.site_id,
-                reject.settlement_id,
-                reject.file,
-                reject.row,
-                reject.field,
-                reject.reason,
-            )
-            for name, value in zip(REJECTS_SCHEMA.names, values, strict=True):
-                rows[name].append(value)
-    return pa.table(rows, schema=REJECTS_SCHEMA)
 
 
 def _scope(start: date | None, end: date | None) -> str | None:

@@ -29,14 +29,14 @@ def test_a_read_outside_the_policy_is_refused_before_reading_and_logged(
 ) -> None:
     access = operator(hospital_home, "screening")
     called = []
-    with pytest.raises(AccessDeniedError, match=r"may not read lines\.amount"):
-        access.read("lines", ["item_code", "amount"], lambda: called.append(1))
+    with pytest.raises(AccessDeniedError, match=r"may not read lines\.item_name"):
+        access.read("lines", ["item_code", "item_name"], lambda: called.append(1))
     assert called == []  # refused before the read
     last = _entries(hospital_home)[-1]
     assert last["decision"] == "denied"
-    assert last["dataset"] == "lines" and last["fields"] == ["item_code", "amount"]
+    assert last["dataset"] == "lines" and last["fields"] == ["item_code", "item_name"]
     assert last["actor"] == "pytest" and last["purpose"] == "screening"
-    assert "may not read lines.amount" in str(last["reason"])
+    assert "may not read lines.item_name" in str(last["reason"])
     assert verify_log(hospital_home.audit, hospital_home.public_identity()).intact
 
 

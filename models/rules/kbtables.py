@@ -67,5 +67,8 @@ def _items(kb: KnowledgeBase) -> pa.Table:
             "gender": [e.gender for _, e in entries],
             "min_age": pa.array([e.min_age for _, e in entries], pa.int32()),
             "max_age": pa.array([e.max_age for _, e in entries], pa.int32()),
+            "typical_unit_price": pa.array(
+                [float(e.typical_unit_price) for _, e in entries], pa.float64()
+            ),
         }
     )
