@@ -11,6 +11,7 @@ from rich.table import Table
 
 from fedrisk.cli.access import open_access
 from fedrisk.cli.data import generate_with_progress, summary_table
+from fedrisk.cli.demomodel import demo_owner, local_model, models_table
 from fedrisk.cli.node import ingest_node, screen_with_progress
 from fedrisk.cli.render import console, fail, ingest_summary_line
 from fedrisk.models.errors import ContractError, FedriskError
@@ -35,8 +36,8 @@ def demo_command(
     ] = 20_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated data.")] = 7,
 ) -> None:
-    """Generate (or take) data for N sites, start one node per site under WORKDIR, ingest and
-    screen each; flags go to WORKDIR/<site_id>/flags.jsonl."""
+    """Generate (or take) data for N sites, start one node per site under WORKDIR, ingest, train
+    and activate a local risk model, and screen each; flags go to WORKDIR/<site_id>/flags.jsonl."""
     try:
         if data is None:
             data = workdir / "data"
@@ -48,6 +49,8 @@ def demo_command(
         console.print(rejects_table(reports))
         for site, report in reports.items():
             console.print(ingest_summary_line(site, report), soft_wrap=True)
+        owner = demo_owner(workdir)
+        console.print(models_table([local_model(workdir, site, owner) for site in site_dirs]))
         screens = {site: screen_site(workdir, site) for site in site_dirs}
     except FedriskError as error:
         raise fail(error) from None
@@ -99,6 +102,7 @@ def flags_table(screens: dict[str, ScreenReport], pack: RulePack) -> Table:
         if spec.scope == "single_site" and pack.enabled(spec.rule_id):
             cells = [f"{s.counts.get(spec.rule_id, 0):,}" for s in screens.values()]
             table.add_row(spec.rule_id, *cells)
+    table.add_row("model", *[f"{s.counts.get('model', 0):,}" for s in screens.values()])
     table.add_row("[bold]total[/]", *[f"[bold]{s.flags:,}[/]" for s in screens.values()])
     return table
 

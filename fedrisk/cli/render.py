@@ -76,5 +76,7 @@ def screen_table(site_id: str, report: ScreenReport, pack: RulePack) -> Table:
             table.add_row(spec.rule_id, severity, "[dim]cross-site: federated matching[/]")
         else:
             table.add_row(spec.rule_id, severity, f"{report.counts.get(spec.rule_id, 0):,}")
+    if report.model is not None:
+        table.add_row(f"model {report.model}", "warn", f"{report.counts.get('model', 0):,}")
     table.add_row("[bold]total[/]", "", f"[bold]{report.flags:,}[/]")
     return table
