@@ -85,3 +85,26 @@ def test_audit_guide_lists_every_dataset_a_policy_can_name() -> None:
 
     guide = (REPO / "docs" / "audit.md").read_text(encoding="utf-8")
     assert [d for d in DATASETS if f"`{d}`" not in guide] == []
+
+
+def test_model_guide_runs_as_written(tmp_path: Path) -> None:
+    if shutil.which("fedrisk") is None:
+        pytest.skip("the fedrisk console script is not installed")
+    blocks = _blocks((REPO / "docs" / "models.md").read_text(encoding="utf-8"))
+    script = "\n".join(blocks).replace("/tmp/", f"{tmp_path}/")
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "not a model owner this node trusts" in done.stderr
+    assert "refused (exit 2)" in done.stdout
+    assert "is active" in done.stdout
+    lines = done.stdout.splitlines()
+    count = next(int(line) for line in reversed(lines) if line.strip().isdigit())
+    assert count > 10  # the screen wrote model flags
+    assert (tmp_path / "models-demo" / "table-bundle" / "model.txt").is_file()
