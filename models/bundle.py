@@ -86,14 +86,24 @@ def sign_bundle(folder: Path, owner: Identity) -> str:
     if missing:
         raise BundleError(f"{folder}: cannot sign, missing {', '.join(missing)}")
     claim = _claim(files, owner.public)
-    record = {**claim, "format": FORMAT, "signature": _b64(owner.sign(_message(claim)))}
-    (folder / SIGNATURE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    signature = _b64(owner.sign(_message(claim)))
+    (folder / SIGNATURE).write_bytes(_signature_file(claim, signature))
     return str(claim["bundle"])
+
+
+def _signature_file(claim: dict[str, Any], signature: str) -> bytes:
+    """The one byte form of a signature record: a verifier recomputes it and compares, so no
+    byte of it can change unnoticed (not even whitespace or an unused base64 bit)."""
+    record = {**claim, "format": FORMAT, "signature": signature}
+    return (json.dumps(record, indent=2) + "\n").encode("utf-8")
 
 
 def verify_bundle(folder: Path, trusted: Mapping[str, PublicIdentity]) -> Bundle:
     """Check a bundle against the owner keys a node trusts (by fingerprint)."""
     record = _signature_record(folder)
+    extra = sorted({p.name for p in folder.iterdir()} - {*FILES, SIGNATURE})
+    if extra:
+        raise BundleError(f"{folder}: file(s) {', '.join(extra)} are not part of a bundle")
     listed = record.get("files")
     if not isinstance(listed, dict) or sorted(listed) != sorted(FILES):
         raise BundleError(f"{folder}: the signature does not cover the bundle's files")
@@ -110,11 +120,15 @@ def verify_bundle(folder: Path, trusted: Mapping[str, PublicIdentity]) -> Bundle
             "which is not a model owner this node trusts"
         )
     claim = _claim(present, key)
-    if record.get("bundle") != claim["bundle"] or record.get("owner") != key.site_id:
-        raise BundleError(f"{folder}: the signature record does not match its files")
+    signature = str(record.get("signature"))
+    if (folder / SIGNATURE).read_bytes() != _signature_file(claim, signature):
+        raise BundleError(f"{folder}: {SIGNATURE} was changed after it was written")
     try:
-        key.verifier().verify(base64.b64decode(str(record["signature"])), _message(claim))
-    except (InvalidSignature, ValueError, KeyError):
+        raw = base64.b64decode(signature, validate=True)
+        if _b64(raw) != signature:  # e.g. an unused bit of the last base64 digit set
+            raise ValueError("not the canonical base64 form")
+        key.verifier().verify(raw, _message(claim))
+    except (InvalidSignature, ValueError):
         raise BundleError(f"{folder}: the owner's signature does not verify") from None
     return _load(folder, str(claim["bundle"]), key.site_id)
 

@@ -15,8 +15,9 @@ base's tables, one row per settlement:
 - the hits of every single-site rule.
 
 Training and scoring call :func:`claim_features` on the same store, so a claim gets the same
-vector on both paths (``tests/test_model.py`` checks it). :data:`SPEC` names the features, in
-order, with a version that changes whenever the list does.
+vector on both paths — bit for bit: sums run over exact decimals, whose result does not depend
+on the order in which DuckDB's threads add them (``tests/test_model.py`` checks it).
+:data:`SPEC` names the features, in order, with a version that changes whenever the list does.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ SELECT s.site_id, s.settlement_id,
     (s.fund_paid / nullif(s.total_amount, 0))::DOUBLE AS fund_share,
     (s.total_amount / greatest(date_diff('day', s.admit_time, s.discharge_time), 1))::DOUBLE
         AS amount_per_day,
+    s.total_amount AS exact_amount,  -- DECIMAL: its sums do not depend on the order of addition
     s.patient_pseudonym, s.doctor_pseudonym, s.principal_diagnosis, s.drg_code, s.settle_time
 FROM settlements s
 """
@@ -113,7 +115,8 @@ SELECT l.site_id, l.settlement_id,
     count(*)::DOUBLE AS n_lines,
     count(*) FILTER (WHERE l.item_type = 'drug')::DOUBLE AS n_drug_lines,
     count(*) FILTER (WHERE l.item_type = 'service')::DOUBLE AS n_service_lines,
-    (sum(l.amount) / nullif(sum(l.quantity * k.typical_unit_price), 0))::DOUBLE AS price_index,
+    (sum(l.amount) / nullif(sum(l.quantity * k.typical_unit_price::DECIMAL(14, 2)), 0))::DOUBLE
+        AS price_index,
     max(l.unit_price / nullif(k.typical_unit_price, 0))::DOUBLE AS max_price_ratio,
     max(l.quantity / (v.max_per_day * greatest(c.los_days, 1)))::DOUBLE AS service_saturation,
     (sum(l.amount) FILTER (WHERE l.item_type = 'service') / greatest(c.los_days, 1))::DOUBLE
@@ -152,12 +155,12 @@ SELECT site_id, settlement_id,
         / count(*) OVER (PARTITION BY principal_diagnosis))::DOUBLE AS drg_dx_share,
     (los_days / nullif(median(los_days) OVER (PARTITION BY drg_code), 0))::DOUBLE AS los_vs_drg,
     (count(*) OVER patient_before)::DOUBLE AS prior_visits,
-    coalesce(sum(total_amount) OVER patient_before, 0)::DOUBLE AS prior_spend,
+    coalesce(sum(exact_amount) OVER patient_before, 0)::DOUBLE AS prior_spend,
     date_diff('day', max(settle_time) OVER patient_before, settle_time)::DOUBLE
         AS days_since_last_visit,
     (count(*) OVER (PARTITION BY doctor_pseudonym))::DOUBLE AS doctor_settlements,
-    (total_amount / nullif(avg(total_amount) OVER (PARTITION BY doctor_pseudonym), 0))::DOUBLE
-        AS amount_vs_doctor_mean
+    (exact_amount / nullif(sum(exact_amount) OVER (PARTITION BY doctor_pseudonym), 0)
+        * count(*) OVER (PARTITION BY doctor_pseudonym))::DOUBLE AS amount_vs_doctor_mean
 FROM claim
 WINDOW patient_before AS (
     PARTITION BY patient_pseudonym ORDER BY settle_time, settlement_id
