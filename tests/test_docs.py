@@ -104,6 +104,7 @@ def test_model_guide_runs_as_written(tmp_path: Path) -> None:
     assert "not a model owner this node trusts" in done.stderr
     assert "refused (exit 2)" in done.stdout
     assert "is active" in done.stdout
+    assert "rolled back; no model is active" in done.stdout
     lines = done.stdout.splitlines()
     count = next(int(line) for line in reversed(lines) if line.strip().isdigit())
     assert count > 10  # the screen wrote model flags

@@ -58,6 +58,7 @@ from fedrisk.node.screen import ScreenReport, screen_node
 from fedrisk.node.training import MODEL_ONLY, TrainReport, train_node
 from fedrisk.synth import generate_dataset
 from tests.nodes import operator
+from tests.privacy import files_containing, raw_identifiers
 from tests.screening import read_flags
 
 SEED = 1  # data generator
@@ -650,3 +651,16 @@ def test_the_model_file_loads_in_lightgbm_and_scores_as_trained(
     assert verifies.threshold == trained.threshold
     assert verifies.metrics["auc_model_only"] == training.report.metrics["auc_model_only"]
     assert verifies.spec == SPEC and verifies.metadata["feature_spec"] == SPEC.version
+
+
+def test_no_raw_identifier_reaches_the_registry_the_bundles_or_the_model_flags(
+    screened: Screened, bundles: Bundles, root: Path
+) -> None:
+    needles = raw_identifiers(root / "data" / SITE / "settlements.csv")
+    assert len(needles) > 1000  # the scan looks for something real
+    assert _model_flags(screened.flags)  # the flags file holds model flags to scan
+    assert files_containing(screened.home.root, needles) == {}  # registry, flags, audit log
+    for bundle in (bundles.a, bundles.b):
+        assert files_containing(bundle, needles) == {}
+    text = screened.report.out.read_text(encoding="utf-8")  # the flags written outside HOME
+    assert [n for n in needles if n in text] == []
