@@ -1,1 +1,1 @@
-"""Wire contracts (.proto) and their generated stubs (later issues)."""
+"""Wire contracts (.proto) and their generated stubs; regenerate with protos/generate.py."""

@@ -1,0 +1,1 @@
+"""fedrisk.v1: PreCheck (precheck.proto) and its generated stubs."""
