@@ -120,8 +120,9 @@ class SiteAccess:
         for dataset, fields in reads.items():
             columns = ", ".join(expand(dataset, fields)) or "NULL AS no_field"
             db.execute(f"CREATE VIEW {dataset} AS SELECT {columns} FROM store.{dataset}")
-            counted = db.execute(f"SELECT count(*) FROM store.{dataset}").fetchone()
-            self._record("read", dataset, fields, int(counted[0]) if counted else 0, "")
+            # fetchall, not fetchone: a result left open blocks the connection's next query
+            ((counted,),) = db.execute(f"SELECT count(*) FROM store.{dataset}").fetchall()
+            self._record("read", dataset, fields, int(counted), "")
 
     def _require(self, action: Action, dataset: str, fields: Sequence[str]) -> None:
         """Raise :class:`AccessDeniedError` (and log the denial) unless the policy allows this."""
