@@ -1,4 +1,4 @@
-"""The operator guide's example runs as written (paths moved into a temporary folder)."""
+"""The guides' examples run as written (paths moved into a temporary folder)."""
 
 from __future__ import annotations
 
@@ -18,21 +18,29 @@ def _blocks(markdown: str) -> list[str]:
     return re.findall(r"```bash\n(.*?)```", markdown, flags=re.S)
 
 
-def test_operator_guide_sample_walkthrough_runs(tmp_path: Path) -> None:
+def _run(script: str, tmp_path: Path, timeout: int) -> subprocess.CompletedProcess[str]:
+    """Run a guide's shell example from the repository root, its /tmp/ paths under tmp_path."""
     if shutil.which("fedrisk") is None:
         pytest.skip("the fedrisk console script is not installed")
-    if not (REPO.parent / "shared" / "contract" / "sample").is_dir():
-        pytest.skip("contract sample not found")
-    walkthrough = next(b for b in _blocks(GUIDE.read_text(encoding="utf-8")) if "status" in b)
-    script = walkthrough.replace("/tmp/", f"{tmp_path}/")
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script.replace("/tmp/", f"{tmp_path}/")],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "120"},
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "160"},
     )
+
+
+def _guide(name: str) -> str:
+    return "\n".join(_blocks((REPO / "docs" / name).read_text(encoding="utf-8")))
+
+
+def test_operator_guide_sample_walkthrough_runs(tmp_path: Path) -> None:
+    if not (REPO.parent / "shared" / "contract" / "sample").is_dir():
+        pytest.skip("contract sample not found")
+    walkthrough = next(b for b in _blocks(GUIDE.read_text(encoding="utf-8")) if "status" in b)
+    done = _run(walkthrough, tmp_path, 300)
     assert done.returncode == 0, done.stderr
     assert '"field": "birth_date"' in done.stdout  # the sample's one malformed row
     assert "76 settlements" in done.stdout
@@ -40,37 +48,16 @@ def test_operator_guide_sample_walkthrough_runs(tmp_path: Path) -> None:
 
 
 def test_rule_pack_guide_runs_as_written(tmp_path: Path) -> None:
-    if shutil.which("fedrisk") is None:
-        pytest.skip("the fedrisk console script is not installed")
-    blocks = _blocks((REPO / "docs" / "rulepack.md").read_text(encoding="utf-8"))
-    script = "\n".join(blocks).replace("/tmp/", f"{tmp_path}/")
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "160"},
-    )
+    done = _run(_guide("rulepack.md"), tmp_path, 120)
     assert done.returncode == 0, done.stderr
     assert "window_days = 30" in done.stdout
     assert "field 'min_patients': 'three' is not a whole number" in done.stderr
 
 
 def test_audit_guide_runs_as_written(tmp_path: Path) -> None:
-    if shutil.which("fedrisk") is None:
-        pytest.skip("the fedrisk console script is not installed")
     if not (REPO.parent / "shared" / "contract" / "sample").is_dir():
         pytest.skip("contract sample not found")
-    blocks = _blocks((REPO / "docs" / "audit.md").read_text(encoding="utf-8"))
-    script = "\n".join(blocks).replace("/tmp/", f"{tmp_path}/")
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "160"},
-    )
+    done = _run(_guide("audit.md"), tmp_path, 300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "refused (exit 2)" in done.stdout
     assert '"decision": "denied"' in done.stdout
@@ -88,18 +75,7 @@ def test_audit_guide_lists_every_dataset_a_policy_can_name() -> None:
 
 
 def test_model_guide_runs_as_written(tmp_path: Path) -> None:
-    if shutil.which("fedrisk") is None:
-        pytest.skip("the fedrisk console script is not installed")
-    blocks = _blocks((REPO / "docs" / "models.md").read_text(encoding="utf-8"))
-    script = "\n".join(blocks).replace("/tmp/", f"{tmp_path}/")
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "COLUMNS": "160"},
-    )
+    done = _run(_guide("models.md"), tmp_path, 600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "not a model owner this node trusts" in done.stderr
     assert "refused (exit 2)" in done.stdout
