@@ -1,0 +1,280 @@
+"""Validation of one PreCheck claim, value by value: the checks of docs/validation.md.
+
+Ingest validates whole files with vectorised Arrow checks (node/validate.py); for a single
+claim those cost ~3 ms in per-call overhead, more than PreCheck's whole budget, so a claim is
+checked here in plain Python — the same checks, in the same order, with the same reasons
+(``tests/test_claimvalidate.py`` runs both on the same mutated claims and requires the same
+verdict). The first failing field is reported as ``settlement.<field>`` or
+``lines[<i>].<field>``; like a reject, the reason never repeats an identifier's value.
+
+A valid claim becomes a :class:`~fedrisk.models.rules.claimcheck.Claim`: identifiers replaced by
+the node's pseudonyms, the age computed from the birth date, which is then dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from fedrisk.crypto.pseudonym import pseudonym
+from fedrisk.models.errors import FedriskError
+from fedrisk.models.kb import KnowledgeBase
+from fedrisk.models.rules.claimcheck import Claim, ClaimLine
+from fedrisk.models.schema import (
+    AMOUNT_TOLERANCE,
+    GENDERS,
+    INSURANCE_TYPES,
+    INTEGER_PATTERN,
+    ITEM_TYPES,
+    LINE_COLUMNS,
+    MONEY_PATTERN,
+    PATIENT_ID_PATTERN,
+    QUANTITY_PATTERN,
+    SETTLEMENT_COLUMNS,
+    SITE_TYPES,
+    TRACE_CODE_PATTERN,
+    UNKNOWN_DOCTOR,
+    VISIT_TYPES,
+)
+from fedrisk.node.validate import DIAGNOSIS_LIST_PATTERN, NO_SUCH_SETTLEMENT
+
+_DATE = re.compile(r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}$")
+_DATETIME = re.compile(
+    r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
+)
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+_REAL_DATETIME = "not a real datetime YYYY-MM-DDTHH:MM:SS"
+
+
+class ClaimError(FedriskError):
+    """A claim that breaks the data contract; ``field`` names where (e.g. lines[0].quantity)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass
+class _First:
+    """The first failing field in contract column order, with its first reason."""
+
+    columns: tuple[str, ...]
+    found: tuple[int, str] | None = None
+
+    def add(self, column: str, bad: bool, reason: str) -> None:
+        index = self.columns.index(column)
+        if bad and (self.found is None or index < self.found[0]):
+            self.found = (index, reason)
+
+    def raise_for(self, prefix: str) -> None:
+        if self.found is not None:
+            raise ClaimError(f"{prefix}.{self.columns[self.found[0]]}", self.found[1])
+
+
+def trimmed(values: Mapping[str, str], columns: Sequence[str]) -> dict[str, str]:
+    """The contract columns of a record, trimmed as ingest trims them ('' when absent).
+
+    ``str.strip`` trims exactly the characters Arrow's ``utf8_trim_whitespace`` does (checked
+    over every code point when this was written; tests/test_claimvalidate.py keeps checking).
+    """
+    return {c: str(values.get(c, "") or "").strip() for c in columns}
+
+
+def check_settlement(s: Mapping[str, str], site_id: str) -> None:
+    """Raise :class:`ClaimError` for the first field of the settlement that breaks the contract."""
+    f = _First(SETTLEMENT_COLUMNS)
+    f.add("settlement_id", s["settlement_id"] == "", "empty")
+    f.add("site_id", s["site_id"] != site_id, f"is not this node's site {site_id}")
+    f.add("site_type", s["site_type"] not in SITE_TYPES, _enum(SITE_TYPES))
+    f.add("patient_id", not _national_id(s["patient_id"]), _ID_REASON)
+    f.add("gender", s["gender"] not in GENDERS, _enum(GENDERS))
+    birth, admit = _date(s["birth_date"]), _datetime(s["admit_time"])
+    f.add("birth_date", birth is None, "not a real date YYYY-MM-DD")
+    f.add("birth_date", _after(birth, admit), "after the admission date")
+    f.add("insurance_type", s["insurance_type"] not in INSURANCE_TYPES, _enum(INSURANCE_TYPES))
+    visit, site_type = s["visit_type"], s["site_type"]
+    f.add("visit_type", visit not in VISIT_TYPES, _enum(VISIT_TYPES))
+    mismatch = (site_type == "pharmacy") != (visit == "pharmacy")
+    f.add("visit_type", visit in VISIT_TYPES and site_type in SITE_TYPES and mismatch, _PHARMACY)
+    f.add("admit_time", admit is None, _REAL_DATETIME)
+    _check_discharge(f, s["discharge_time"], visit, admit)
+    diagnoses = s["diagnosis_codes"]
+    f.add("diagnosis_codes", diagnoses == "" and visit != "pharmacy", _EMPTY_DIAGNOSES)
+    f.add(
+        "diagnosis_codes",
+        diagnoses != "" and not _match(DIAGNOSIS_LIST_PATTERN, diagnoses),
+        "not ICD-10 codes joined by '|'",
+    )
+    total, paid = _money(f, "total_amount", s), _money(f, "fund_paid", s)
+    f.add(
+        "fund_paid",
+        total is not None and paid is not None and paid > total,
+        "greater than total_amount",
+    )
+    settle = _datetime(s["settle_time"])
+    f.add("settle_time", settle is None, _REAL_DATETIME)
+    f.add(
+        "settle_time",
+        settle is not None and admit is not None and settle < admit,
+        "before admit_time",
+    )
+    f.raise_for("settlement")
+
+
+def check_lines(
+    lines: Sequence[Mapping[str, str]], settlement_id: str, site_id: str, kb: KnowledgeBase
+) -> None:
+    """Raise :class:`ClaimError` for the first line (in order) that breaks the contract."""
+    seen: set[str] = set()
+    for i, line in enumerate(lines):
+        f = _First(LINE_COLUMNS)
+        f.add("settlement_id", line["settlement_id"] != settlement_id, NO_SUCH_SETTLEMENT)
+        f.add("site_id", line["site_id"] != site_id, f"is not this node's site {site_id}")
+        number = line["line_no"]
+        number_ok = _match(INTEGER_PATTERN, number) and number.strip("0") != ""
+        f.add("line_no", not number_ok, "not an integer >= 1")
+        key = f"{line['settlement_id']}#{number.lstrip('0')}"
+        f.add("line_no", number_ok and key in seen, "duplicate line_no in the settlement")
+        seen.add(key)
+        _check_item(f, line["item_type"], line["item_code"], kb)
+        trace = line["trace_code"]
+        f.add(
+            "trace_code",
+            trace != "" and not _match(TRACE_CODE_PATTERN, trace),
+            "not empty nor 20 digits",
+        )
+        quantity = _decimal(QUANTITY_PATTERN, line["quantity"])
+        f.add("quantity", quantity is None, "not a decimal with at most three decimals")
+        f.add("quantity", quantity is not None and quantity <= 0, "not greater than 0")
+        price, amount = _money(f, "unit_price", line), _money(f, "amount", line)
+        if quantity is not None and price is not None and amount is not None:
+            off = abs(amount - quantity * price) > Decimal(str(AMOUNT_TOLERANCE))
+            f.add("amount", off, "differs from quantity x unit_price by more than 0.01")
+        days = line["days_supply"]
+        days_ok = _match(INTEGER_PATTERN, days) and days.strip("0") != ""
+        f.add("days_supply", days != "" and not days_ok, "not empty nor an integer >= 1")
+        f.add("order_time", _datetime(line["order_time"]) is None, _REAL_DATETIME)
+        f.raise_for(f"lines[{i}]")
+
+
+def to_claim(
+    s: Mapping[str, str], lines: Sequence[Mapping[str, str]], pseudonym_key: bytes
+) -> Claim:
+    """A checked claim as the rules see it: pseudonyms and an age, no identifier."""
+    admit = _datetime(s["admit_time"])
+    birth = _date(s["birth_date"])
+    assert admit is not None and birth is not None  # checked
+    doctor_raw = s["doctor_id"]
+    real_doctor = doctor_raw not in ("", UNKNOWN_DOCTOR)
+    status = "ok" if real_doctor else "unknown" if doctor_raw == UNKNOWN_DOCTOR else "missing"
+    return Claim(
+        site_id=s["site_id"],
+        settlement_id=s["settlement_id"],
+        site_type=s["site_type"],
+        patient=pseudonym(pseudonym_key, "patient", s["patient_id"]),
+        gender=s["gender"],
+        age=admit.year - birth.year - ((admit.month, admit.day) < (birth.month, birth.day)),
+        visit_type=s["visit_type"],
+        admit_time=admit,
+        discharge_time=_datetime(s["discharge_time"]),
+        diagnoses=tuple(s["diagnosis_codes"].split("|")) if s["diagnosis_codes"] else (),
+        doctor=pseudonym(pseudonym_key, "doctor", doctor_raw) if real_doctor else None,
+        doctor_status=status,
+        lines=tuple(_line(line) for line in lines),
+    )
+
+
+def _line(line: Mapping[str, str]) -> ClaimLine:
+    order = _datetime(line["order_time"])
+    assert order is not None  # checked
+    return ClaimLine(
+        line_no=int(line["line_no"]),
+        item_type=line["item_type"],
+        item_code=line["item_code"],
+        trace_code=line["trace_code"] or None,
+        quantity=Decimal(line["quantity"]),
+        days_supply=int(line["days_supply"]) if line["days_supply"] else None,
+        order_time=order,
+    )
+
+
+_ID_REASON = "not an 18-character national ID with a valid check digit"
+_PHARMACY = "pharmacy visits happen at pharmacy sites only, and only there"
+_EMPTY_DIAGNOSES = "empty (allowed only for pharmacy visits)"
+
+
+def _check_discharge(f: _First, text: str, visit: str, admit: datetime | None) -> None:
+    inpatient = visit == "inpatient"
+    parsed = _datetime(text)
+    f.add("discharge_time", inpatient and text == "", "empty for an inpatient stay")
+    f.add("discharge_time", inpatient and text != "" and parsed is None, _REAL_DATETIME)
+    f.add(
+        "discharge_time",
+        inpatient and parsed is not None and admit is not None and parsed < admit,
+        "before admit_time",
+    )
+    f.add("discharge_time", not inpatient and text != "", "given for a visit that is not inpatient")
+
+
+def _check_item(f: _First, item_type: str, code: str, kb: KnowledgeBase) -> None:
+    type_ok = item_type in ITEM_TYPES
+    f.add("item_type", not type_ok, _enum(ITEM_TYPES))
+    if item_type == "drug":
+        known = code in kb.drugs
+    elif type_ok:
+        known = code in kb.services
+    else:
+        known = code in kb.drugs or code in kb.services
+    f.add("item_code", not known, "not a code of the knowledge base for this item_type")
+
+
+def _money(f: _First, name: str, record: Mapping[str, str]) -> Decimal | None:
+    value = _decimal(MONEY_PATTERN, record[name])
+    f.add(name, value is None, "not an amount with at most two decimals")
+    return value
+
+
+def _decimal(pattern: str, text: str) -> Decimal | None:
+    return Decimal(text) if _match(pattern, text) else None
+
+
+def _match(pattern: str, text: str) -> bool:
+    return re.match(pattern, text) is not None
+
+
+def _date(text: str) -> date | None:
+    if not _DATE.match(text):
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        return None
+
+
+def _datetime(text: str) -> datetime | None:
+    if not _DATETIME.match(text):
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+
+
+def _after(birth: date | None, admit: datetime | None) -> bool:
+    return birth is not None and admit is not None and birth > admit.date()
+
+
+def _national_id(text: str) -> bool:
+    if not _match(PATIENT_ID_PATTERN, text):
+        return False
+    total = sum(int(c) * w for c, w in zip(text[:17], _ID_WEIGHTS, strict=True))
+    return text[17] == _ID_CHECK[total % 11]
+
+
+def _enum(allowed: tuple[str, ...]) -> str:
+    return f"not one of {', '.join(allowed)}"
