@@ -93,6 +93,15 @@ class SiteAccess:
         self._record("write", dataset, fields, rows, "")
         return save()
 
+    def allowed_entry(
+        self, action: Action, dataset: str, fields: Sequence[str], rows: int | None
+    ) -> AuditRecord:
+        """Check the policy (a denial is logged and raised) and return the entry of an allowed
+        access for the caller to append — in groups, for a service answering many calls a
+        second (see node/auditqueue.py)."""
+        self._require(action, dataset, fields)
+        return self._entry(action, dataset, fields, rows, "allowed", "")
+
     def refuse(self, action: Action, dataset: str, reason: str) -> int:
         """Log that something was refused for ``reason`` (e.g. an untrusted model); returns the
         entry's index. For refusals that are not the policy's: a bad signature, say."""

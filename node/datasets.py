@@ -47,6 +47,8 @@ DATASETS: Final[dict[str, tuple[str, ...]]] = {
         "rule_pack_version",
     ),
     "audit": ENTRY_FIELDS,
+    # Claims sent to PreCheck before an order: read once, never stored.
+    "claims": (*SETTLEMENT_COLUMNS, "lines"),
     # The model registry: signed bundles pushed to this node, and which one is active.
     "models": ("bundle_id", "owner", "model", "features", "metrics", "metadata", "active"),
 }

@@ -18,3 +18,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(model.app, name="model")
 node.app.command("trust")(model.trust_command)
 app.command("demo")(demo.demo_command)
+
+
+if __name__ == "__main__":
+    app()

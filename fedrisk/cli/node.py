@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
+import grpc
 import typer
+from google.protobuf import json_format
 
 from fedrisk.cli.access import (
     PASSPHRASE_VARIABLE,
@@ -27,8 +30,10 @@ from fedrisk.models.rules.pack import RulePack, load_rule_pack
 from fedrisk.node.access import SiteAccess
 from fedrisk.node.home import init_home, open_home
 from fedrisk.node.ingest import STAGES, IngestReport, ingest
+from fedrisk.node.precheckclient import ClientTls, check, claim_from_json
 from fedrisk.node.screen import STAGES as SCREEN_STAGES
 from fedrisk.node.screen import ScreenReport, screen_node
+from fedrisk.node.serve import TlsFiles, serve_until_signalled, start
 from fedrisk.node.status import store_counts
 
 app = typer.Typer(
@@ -194,3 +199,57 @@ def screen_with_progress(
         )
         bar.update(task, completed=len(SCREEN_STAGES))
     return report
+
+
+@app.command("serve")
+def serve_command(
+    home: HomeOption,
+    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to serve on.")],
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="Server cert (PEM).")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Its key (PEM).")] = None,
+    client_ca: Annotated[
+        Path | None, typer.Option("--client-ca", help="Require client certs from this CA (mTLS).")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker threads.")] = 8,
+    max_pending: Annotated[
+        int, typer.Option("--max-pending", min=1, help="Calls at once before RESOURCE_EXHAUSTED.")
+    ] = 64,
+    as_role: OperatorRole = "precheck",
+) -> None:
+    """Serve PreCheck (事前提醒) over gRPC until SIGTERM; every call is audited."""
+    if (tls_cert is None) != (tls_key is None) or (client_ca is not None and tls_cert is None):
+        raise fail(FedriskError("TLS needs --tls-cert and --tls-key (and both for --client-ca)"))
+    tls = TlsFiles(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
+    try:
+        node = open_home(home)
+        with console.status("loading the node's history …"):
+            running = start(
+                open_access(node, as_role, "precheck"), listen, tls, workers, max_pending
+            )
+    except FedriskError as error:
+        raise fail(error) from None
+    mode = "mutual TLS" if client_ca else "TLS" if tls else "plaintext (use TLS outside a test)"
+    console.print(f"{node.site_id}: PreCheck serving on port {running.port} ({mode})")
+    serve_until_signalled(running)
+    console.print(f"{node.site_id}: PreCheck stopped")
+
+
+@app.command("precheck")
+def precheck_command(
+    target: Annotated[str, typer.Option("--target", help="HOST:PORT of a PreCheck server.")],
+    claim: Annotated[Path, typer.Option("--claim", help="A claim as JSON (see docs).")],
+    ca: Annotated[Path | None, typer.Option("--ca", help="The server's CA (enables TLS).")] = None,
+    cert: Annotated[Path | None, typer.Option("--cert", help="Client cert, for mTLS.")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Client key, for mTLS.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Deadline in seconds.")] = 5.0,
+) -> None:
+    """Send one claim to a PreCheck server and print its verdict as JSON."""
+    try:
+        message = claim_from_json(json.loads(claim.read_text(encoding="utf-8")))
+        verdict = check(target, message, ClientTls(ca, cert, key) if ca else None, timeout)
+    except (FedriskError, OSError, ValueError) as error:
+        raise fail(FedriskError(str(error))) from None
+    except grpc.RpcError as error:
+        console.print(f"[red]{error.code().name}[/]: {error.details()}")
+        raise typer.Exit(code=3) from None
+    typer.echo(json_format.MessageToJson(verdict, preserving_proto_field_name=True))

@@ -1,0 +1,320 @@
+"""PreCheck against a real gRPC server on localhost: verdicts, errors, overload, TLS, privacy."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from fedrisk.crypto.certs import issue, make_ca
+from fedrisk.models.rules.pack import load_rule_pack
+from fedrisk.node.access import Principal, SiteAccess
+from fedrisk.node.home import NodeHome, init_home
+from fedrisk.node.ingest import ingest
+from fedrisk.node.precheck import PreCheckService
+from fedrisk.node.precheckclient import ClientTls, channel, check, claim_from_json
+from fedrisk.node.serve import SERVICE, Running, TlsFiles, start
+from fedrisk.protos.fedrisk.v1 import precheck_pb2
+from tests.nodes import operator
+from tests.privacy import files_containing
+from tests.screening import read_flags
+
+SITE = "H33010000"
+FRESH_PATIENT = "11010119900307000X"  # valid check digit, in no stored settlement
+
+
+def _fresh_patient_id() -> str:
+    from fedrisk.node.claimvalidate import _national_id
+
+    for last in "0123456789X":
+        candidate = FRESH_PATIENT[:17] + last
+        if _national_id(candidate):
+            return candidate
+    raise AssertionError("no valid check digit")
+
+
+@pytest.fixture(scope="module")
+def sample_node(tmp_path_factory: pytest.TempPathFactory) -> tuple[NodeHome, Path]:
+    from tests.conftest import SAMPLE
+
+    if not SAMPLE.is_dir():
+        pytest.skip("contract sample not found")
+    root = tmp_path_factory.mktemp("precheck")
+    home = init_home(root / "node", SITE)
+    site = SAMPLE / SITE
+    ingest(operator(home, "ingest"), site / "settlements.csv", site / "lines.csv")
+    return home, site
+
+
+def _access(home: NodeHome) -> SiteAccess:
+    return SiteAccess.open(home, Principal("pytest", "precheck"), "precheck")
+
+
+@pytest.fixture(scope="module")
+def server(sample_node: tuple[NodeHome, Path]) -> Iterator[Running]:
+    running = start(_access(sample_node[0]), "127.0.0.1:0")
+    yield running
+    running.stop(grace=1)
+
+
+def _rows(site: Path) -> tuple[dict[str, dict[str, str]], dict[str, list[dict[str, str]]]]:
+    with (site / "settlements.csv").open(encoding="utf-8") as handle:
+        settlements = {r["settlement_id"]: r for r in csv.DictReader(handle)}
+    lines: dict[str, list[dict[str, str]]] = {}
+    with (site / "lines.csv").open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            lines.setdefault(row["settlement_id"], []).append(row)
+    return settlements, lines
+
+
+def _claim(settlement: dict[str, str], lines: list[dict[str, str]], **change: str):  # type: ignore[no-untyped-def]
+    new_id = change.pop("settlement_id", settlement["settlement_id"])
+    s = dict(settlement, settlement_id=new_id, **change)
+    return claim_from_json(
+        {
+            "request_id": "t",
+            "settlement": s,
+            "lines": [dict(line, settlement_id=new_id) for line in lines],
+        }
+    )
+
+
+def _target(running: Running) -> str:
+    return f"127.0.0.1:{running.port}"
+
+
+def test_each_violation_gets_its_hit_and_clean_claims_are_allowed(
+    sample_node: tuple[NodeHome, Path], server: Running, tmp_path: Path
+) -> None:
+    from fedrisk.node.screen import screen_node
+
+    home, site = sample_node
+    report = screen_node(operator(home, "screening"), tmp_path / "flags.jsonl")
+    flagged: dict[str, set[str]] = {}
+    for flag in read_flags(report.out):
+        flagged.setdefault(str(flag["settlement_id"]), set()).add(str(flag["rule_id"]))
+    settlements, lines = _rows(site)
+    pack = load_rule_pack(None)
+    rules_seen: set[str] = set()
+    allowed = 0
+    for settlement_id, stored in _stored_ids(home):
+        claim = _claim(settlements[settlement_id], lines.get(settlement_id, []))
+        verdict = check(_target(server), claim)
+        hits = {h.rule_id for h in verdict.hits}
+        expected = flagged.get(settlement_id, set()) - {"data_quality"} if stored else set()
+        assert hits - {"data_quality"} == expected, settlement_id
+        rules_seen |= hits
+        worst = max((["info", "warn", "block"].index(h.severity) for h in verdict.hits), default=0)
+        want = [precheck_pb2.ALLOW, precheck_pb2.WARN, precheck_pb2.BLOCK][worst]
+        assert verdict.decision == want
+        allowed += verdict.decision == precheck_pb2.ALLOW
+        assert verdict.kb_version == home.knowledge_base().version
+        assert verdict.rule_pack_version == pack.version
+    assert allowed > 30  # clean claims are allowed
+    assert {
+        "gender_conflict",
+        "age_conflict",
+        "over_quantity",
+        "indication_mismatch",
+        "interaction",
+        "batch_prescribing",
+        "split_admission",
+    } <= rules_seen
+
+
+def _stored_ids(home: NodeHome) -> list[tuple[str, bool]]:
+    import duckdb
+
+    with duckdb.connect(str(home.store), read_only=True) as db:
+        rows = db.execute("SELECT settlement_id FROM settlements").fetchall()
+    return [(str(r[0]), True) for r in rows]
+
+
+def test_a_box_already_settled_here_is_blocked(
+    sample_node: tuple[NodeHome, Path], server: Running
+) -> None:
+    settlements, lines = _rows(sample_node[1])
+    with_trace = next(s for s, ls in lines.items() if any(line["trace_code"] for line in ls))
+    claim = _claim(settlements[with_trace], lines[with_trace], settlement_id="NEW-CLAIM-1")
+    verdict = check(_target(server), claim)
+    assert verdict.decision == precheck_pb2.BLOCK
+    hit = next(h for h in verdict.hits if h.rule_id == "duplicate_trace_code")
+    assert with_trace in json.loads(hit.evidence_json)["other_settlements"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"patient_id": "110101194005168668"}, "settlement.patient_id"),
+        ({"gender": "X"}, "settlement.gender"),
+        ({"site_id": "H99"}, "settlement.site_id"),
+    ],
+)
+def test_a_malformed_claim_is_invalid_argument_naming_the_field(
+    sample_node: tuple[NodeHome, Path], server: Running, change: dict[str, str], field: str
+) -> None:
+    settlements, lines = _rows(sample_node[1])
+    first = next(iter(settlements))
+    with pytest.raises(grpc.RpcError) as raised:
+        check(_target(server), _claim(settlements[first], lines[first], **change))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details().startswith(field)
+
+
+def test_a_malformed_line_names_the_line(
+    sample_node: tuple[NodeHome, Path], server: Running
+) -> None:
+    settlements, lines = _rows(sample_node[1])
+    first = next(s for s, ls in lines.items() if len(ls) >= 2)
+    broken = [lines[first][0], dict(lines[first][1], quantity="-2")]
+    with pytest.raises(grpc.RpcError) as raised:
+        check(_target(server), _claim(settlements[first], broken))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details().startswith("lines[1].quantity")
+
+
+class _Slow(PreCheckService):
+    def _answer(self, claim, context):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)
+        return super()._answer(claim, context)
+
+
+def test_overload_is_refused_with_resource_exhausted_and_the_server_keeps_serving(
+    sample_node: tuple[NodeHome, Path],
+) -> None:
+    home, site = sample_node
+    running = start(_access(home), "127.0.0.1:0", workers=2, max_pending=2, service=_Slow)
+    try:
+        settlements, lines = _rows(site)
+        first = next(iter(settlements))
+        claim = _claim(settlements[first], lines[first])
+        with ThreadPoolExecutor(12) as pool:
+            outcomes = list(pool.map(lambda _: _code(_target(running), claim), range(12)))
+        assert grpc.StatusCode.RESOURCE_EXHAUSTED in outcomes
+        assert grpc.StatusCode.OK in outcomes
+        assert _code(_target(running), claim) == grpc.StatusCode.OK  # still serving
+    finally:
+        running.stop(grace=1)
+
+
+def _code(target: str, claim: precheck_pb2.Claim) -> grpc.StatusCode:
+    try:
+        check(target, claim, timeout=10)
+    except grpc.RpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+def test_health_and_reflection(server: Running) -> None:
+    with channel(_target(server)) as opened:
+        health = health_pb2_grpc.HealthStub(opened)
+        reply = health.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    with channel(_target(server)) as opened:
+        stub = reflection_pb2_grpc.ServerReflectionStub(opened)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        reply = next(iter(stub.ServerReflectionInfo(iter([request]), timeout=5)))
+        names = {s.name for s in reply.list_services_response.service}
+        assert SERVICE in names
+
+
+def _pki(tmp_path: Path) -> dict[str, Path]:
+    ca = make_ca("test-ca")
+    server = issue(ca, "precheck", hosts=("localhost", "127.0.0.1"))
+    client = issue(ca, "his", client=True)
+    files = {
+        "ca": ca.cert_pem,
+        "server.crt": server.cert_pem,
+        "server.key": server.key_pem,
+        "client.crt": client.cert_pem,
+        "client.key": client.key_pem,
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    return {name: tmp_path / name for name in files}
+
+
+def test_tls_and_mutual_tls(sample_node: tuple[NodeHome, Path], tmp_path: Path) -> None:
+    home, site = sample_node
+    pki = _pki(tmp_path)
+    settlements, lines = _rows(site)
+    first = next(iter(settlements))
+    claim = _claim(settlements[first], lines[first])
+    tls = TlsFiles(pki["server.crt"], pki["server.key"])
+    running = start(_access(home), "127.0.0.1:0", tls=tls)
+    try:
+        target = f"localhost:{running.port}"
+        assert check(target, claim, ClientTls(pki["ca"])).settlement_id == first
+        with pytest.raises(grpc.RpcError):  # a plaintext client cannot talk to it
+            check(target, claim, timeout=3)
+    finally:
+        running.stop(grace=1)
+    mutual = TlsFiles(pki["server.crt"], pki["server.key"], pki["ca"])
+    running = start(_access(home), "127.0.0.1:0", tls=mutual)
+    try:
+        target = f"localhost:{running.port}"
+        with_cert = ClientTls(pki["ca"], pki["client.crt"], pki["client.key"])
+        assert check(target, claim, with_cert).settlement_id == first
+        with pytest.raises(grpc.RpcError) as refused:  # no client certificate: refused
+            check(target, claim, ClientTls(pki["ca"]), timeout=3)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        running.stop(grace=1)
+
+
+def test_nothing_the_server_writes_holds_the_raw_patient_id(
+    sample_node: tuple[NodeHome, Path], server: Running
+) -> None:
+    home, site = sample_node
+    settlements, lines = _rows(site)
+    raw = _fresh_patient_id()
+    first = next(iter(settlements))
+    claim = _claim(settlements[first], lines[first], settlement_id="PRIV-1", patient_id=raw)
+    for _ in range(3):
+        check(_target(server), claim)
+    server.audit.flush()
+    entries = (home.audit / "log.jsonl").read_text(encoding="utf-8")
+    assert entries.count('"dataset":"claims"') >= 3  # the calls were audited
+    assert files_containing(home.root, {raw, raw[:17]}) == {}
+
+
+def test_sigterm_stops_the_server_gracefully(
+    sample_node: tuple[NodeHome, Path], tmp_path: Path
+) -> None:
+    home, _ = sample_node
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fedrisk.cli.main",
+            "node",
+            "serve",
+            "--home",
+            str(home.root),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(6)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "PreCheck serving" in out and "PreCheck stopped" in out
