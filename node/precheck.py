@@ -74,6 +74,11 @@ class PreCheckService(precheck_pb2_grpc.PreCheckServiceServicer):
         self._checker = checker
         self._audit = audit
 
+    def replace(self, checker: Checker) -> None:
+        """Answer with ``checker`` from now on (a fresh history after new ingests); calls in
+        flight finish with the one they started with."""
+        self._checker = checker
+
     def Check(  # noqa: N802 (gRPC's method name)
         self, request: precheck_pb2.Claim, context: grpc.ServicerContext
     ) -> precheck_pb2.Verdict:
@@ -91,15 +96,14 @@ class PreCheckService(precheck_pb2_grpc.PreCheckServiceServicer):
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline has passed")
+        checker = self._checker  # one checker for the whole call, even across a reload
         try:
-            entry = self._checker.access.allowed_entry(
-                "read", "claims", ["*"], 1 + len(claim.lines)
-            )
+            entry = checker.access.allowed_entry("read", "claims", ["*"], 1 + len(claim.lines))
         except AccessDeniedError as error:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(error))
         self._audit.submit(entry)
         try:
-            return self._checker.verdict(claim)
+            return checker.verdict(claim)
         except ClaimError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             raise  # abort raises; this line is never reached

@@ -11,6 +11,8 @@
   stopping; **reflection** lets grpcurl and integrators list the service.
 - **Graceful stop** on SIGTERM or SIGINT: no new calls, running ones get ``grace`` seconds,
   queued audit entries are written.
+- **Reload** on SIGHUP: the history is read again from the store (after an ingest) and
+  replaces the old one between calls; the server keeps answering meanwhile.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class Running:
     port: int
     health: health.HealthServicer
     audit: AuditQueue
+    service: PreCheckService
+    access: SiteAccess
+
+    def reload(self) -> None:
+        """Read the store's history again (e.g. after an ingest) and answer with it."""
+        self.service.replace(_checker(self.access))
 
     def stop(self, grace: float = 5.0) -> None:
         self.health.set(SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -67,21 +75,14 @@ def start(
     service: type[PreCheckService] = PreCheckService,
 ) -> Running:
     """Load the history, then start serving PreCheck on ``listen`` (HOST:PORT; port 0 = any)."""
-    home = access.home
-    checker = Checker(
-        access,
-        home.knowledge_base(),
-        home.rule_pack(),
-        load_history(access),
-        home.secret("pseudonym"),
-    )
     audit = AuditQueue(access.log)
     server = grpc.server(
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="precheck"),
         maximum_concurrent_rpcs=max_pending,
     )
+    servicer = service(_checker(access), audit)
     add_servicer = precheck_pb2_grpc.add_PreCheckServiceServicer_to_server  # generated, untyped
-    add_servicer(service(checker, audit), server)  # type: ignore[no-untyped-call]
+    add_servicer(servicer, server)  # type: ignore[no-untyped-call]
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -95,19 +96,35 @@ def start(
     server.start()
     for name in (SERVICE, ""):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return Running(server, port, health_servicer, audit)
+    return Running(server, port, health_servicer, audit, servicer, access)
+
+
+def _checker(access: SiteAccess) -> Checker:
+    home = access.home
+    history = load_history(access)
+    return Checker(
+        access, home.knowledge_base(), home.rule_pack(), history, home.secret("pseudonym")
+    )
 
 
 def serve_until_signalled(running: Running, grace: float = 5.0) -> None:
-    """Block until SIGTERM or SIGINT, then stop gracefully."""
-    stop = threading.Event()
+    """Serve until SIGTERM or SIGINT, then stop gracefully; reload the history on SIGHUP."""
+    wake = threading.Event()
+    received: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        received.append(signum)
+        wake.set()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, on_signal)
-    stop.wait()
+    while True:
+        wake.wait()
+        wake.clear()
+        if any(s != signal.SIGHUP for s in received):
+            break
+        received.clear()
+        running.reload()
     running.stop(grace)
 
 

@@ -312,9 +312,54 @@ def test_sigterm_stops_the_server_gracefully(
     )
     try:
         time.sleep(6)
+        process.send_signal(signal.SIGHUP)  # reload the history: the server keeps running
+        time.sleep(1)
+        assert process.poll() is None
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     finally:
         process.kill()
     assert process.returncode == 0, err
     assert "PreCheck serving" in out and "PreCheck stopped" in out
+
+
+def test_reload_picks_up_a_newly_ingested_box(
+    sample_node: tuple[NodeHome, Path], tmp_path: Path
+) -> None:
+    home, site = sample_node
+    settlements, lines = _rows(site)
+    source = next(s for s, ls in lines.items() if any(line["trace_code"] for line in ls))
+    fresh = "99999999999999999917"
+    boxed = [dict(line, trace_code=fresh if line["trace_code"] else "") for line in lines[source]]
+    claim = _claim(settlements[source], boxed, settlement_id="RELOAD-A")
+    running = start(_access(home), "127.0.0.1:0")
+    try:
+        assert "duplicate_trace_code" not in {
+            h.rule_id for h in check(_target(running), claim).hits
+        }
+        _ingest_rows(
+            home,
+            tmp_path,
+            dict(settlements[source], settlement_id="RELOAD-B"),
+            [dict(line, settlement_id="RELOAD-B") for line in boxed],
+        )
+        before = {h.rule_id for h in check(_target(running), claim).hits}
+        assert "duplicate_trace_code" not in before  # the loaded history is what it was …
+        running.reload()
+        after = check(_target(running), claim)
+        assert "duplicate_trace_code" in {h.rule_id for h in after.hits}  # … until a reload
+        assert after.decision == precheck_pb2.BLOCK
+    finally:
+        running.stop(grace=1)
+
+
+def _ingest_rows(
+    home: NodeHome, folder: Path, settlement: dict[str, str], lines: list[dict[str, str]]
+) -> None:
+    for name, rows in (("settlements.csv", [settlement]), ("lines.csv", lines)):
+        with (folder / name).open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    report = ingest(operator(home, "ingest"), folder / "settlements.csv", folder / "lines.csv")
+    assert all(f.rejected == 0 for f in report.files), report
