@@ -186,6 +186,10 @@ def to_claim(
         doctor=pseudonym(pseudonym_key, "doctor", doctor_raw) if real_doctor else None,
         doctor_status=status,
         lines=tuple(_line(line) for line in lines),
+        drg_code=s["drg_code"],
+        total_amount=Decimal(s["total_amount"]),
+        fund_paid=Decimal(s["fund_paid"]),
+        settle_time=_datetime(s["settle_time"]),
     )
 
 
@@ -200,6 +204,8 @@ def _line(line: Mapping[str, str]) -> ClaimLine:
         quantity=Decimal(line["quantity"]),
         days_supply=int(line["days_supply"]) if line["days_supply"] else None,
         order_time=order,
+        unit_price=Decimal(line["unit_price"]),
+        amount=Decimal(line["amount"]),
     )
 
 

@@ -43,6 +43,8 @@ def _stored_claims(home: NodeHome) -> dict[str, Claim]:
                 Decimal(row["quantity"]),
                 row["days_supply"],
                 row["order_time"],
+                Decimal(row["unit_price"]),
+                Decimal(row["amount"]),
             )
         )
     return {
@@ -60,6 +62,10 @@ def _stored_claims(home: NodeHome) -> dict[str, Claim]:
             doctor=s["doctor_pseudonym"],
             doctor_status=s["doctor_status"],
             lines=tuple(by_settlement[s["settlement_id"]]),
+            drg_code=s["drg_code"],
+            total_amount=Decimal(s["total_amount"]),
+            fund_paid=Decimal(s["fund_paid"]),
+            settle_time=s["settle_time"],
         )
         for s in settlements
     }

@@ -37,6 +37,8 @@ class ClaimLine:
     quantity: Decimal
     days_supply: int | None
     order_time: datetime
+    unit_price: Decimal = Decimal(0)  # the risk model's inputs; no rule reads them
+    amount: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,11 @@ class Claim:
     doctor: str | None
     doctor_status: str  # ok | unknown | missing
     lines: tuple[ClaimLine, ...]
+    # The risk model's inputs; no rule reads them.
+    drg_code: str = ""
+    total_amount: Decimal = Decimal(0)
+    fund_paid: Decimal = Decimal(0)
+    settle_time: datetime | None = None
 
     @property
     def principal_diagnosis(self) -> str | None:
