@@ -35,11 +35,11 @@ def model_flags(
                 "model": bundle.bundle_id,
                 "score": round(float(scores[row]), 4),
                 "threshold": round(bundle.threshold, 4),
-                "reasons": reasons,
+                "reasons": why,
             },
             ensure_ascii=False,
         )
-        for row, reasons in zip(hit, _reasons(booster, matrix[hit], bundle), strict=True)
+        for row, why in zip(hit, reasons(booster, matrix[hit], bundle), strict=True)
     ]
     n = len(hit)
     return pa.table(
@@ -56,7 +56,7 @@ def model_flags(
     )
 
 
-def _reasons(
+def reasons(
     booster: lgb.Booster, rows: NDArray[np.float64], bundle: Bundle
 ) -> list[list[dict[str, object]]]:
     """For each row, the features with the largest positive contributions to its score."""

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from contextlib import closing
+from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
 
+from fedrisk.models.claimfeatures import READS as FEATURE_READS
+from fedrisk.models.claimfeatures import FeatureContext
 from fedrisk.models.rules.claimcheck import Order, Stay
 from fedrisk.node.access import SiteAccess
+from fedrisk.node.claims import merge_reads
 
 READS = {
     "settlements": (
@@ -78,13 +82,24 @@ def _people(settlements: pa.Table) -> dict[str, tuple[str, str | None]]:
     return {s: (p, d if status == "ok" else None) for s, p, d, status in rows}
 
 
-def load_history(access: SiteAccess) -> StoreHistory:
-    """Index the node's store for PreCheck (audited reads of exactly :data:`READS`)."""
-    monitored = {
-        code for code, drug in access.home.knowledge_base().drugs.items() if drug.monitored
-    }
+@dataclass(frozen=True)
+class Loaded:
+    """What PreCheck loads from the store: the rules' history, and the model's aggregates."""
+
+    history: StoreHistory
+    features: FeatureContext | None
+
+
+def load_history(access: SiteAccess, with_features: bool = False) -> Loaded:
+    """Index the node's store for PreCheck (audited reads of exactly the fields needed): the
+    rules' history, and the model's feature aggregates when a model will score."""
+    drugs = access.home.knowledge_base().drugs
+    monitored = {code for code, drug in drugs.items() if drug.monitored}
+    reads = merge_reads(READS, FEATURE_READS) if with_features else READS
     with closing(duckdb.connect()) as db:
-        access.attach_store(db, READS)
+        access.attach_store(db, reads)
         settlements = db.sql("SELECT * FROM settlements").to_arrow_table()
         lines = db.sql("SELECT * FROM lines").to_arrow_table()
-    return StoreHistory(settlements, lines, monitored)
+    history = StoreHistory(settlements, lines, monitored)
+    context = FeatureContext.from_tables(settlements, lines) if with_features else None
+    return Loaded(history, context)

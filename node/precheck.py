@@ -15,11 +15,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
+import lightgbm as lgb
 
+from fedrisk.models.bundle import Bundle
+from fedrisk.models.claimfeatures import FeatureContext, claim_vector
 from fedrisk.models.kb import KnowledgeBase
-from fedrisk.models.rules.claimcheck import check_claim, decision
+from fedrisk.models.rules.claimcheck import Claim, check_claim, decision
 from fedrisk.models.rules.pack import RulePack
 from fedrisk.models.schema import LINE_COLUMNS, SETTLEMENT_COLUMNS
+from fedrisk.models.scoring import SEVERITY as MODEL_SEVERITY
+from fedrisk.models.scoring import reasons
 from fedrisk.node.access import AccessDeniedError, SiteAccess
 from fedrisk.node.auditqueue import AuditQueue
 from fedrisk.node.claimvalidate import ClaimError, check_lines, check_settlement, to_claim, trimmed
@@ -34,14 +39,38 @@ DECISIONS = {
 
 
 @dataclass(frozen=True)
+class Scorer:
+    """The active model, and the node-wide aggregates its features need."""
+
+    bundle: Bundle
+    booster: lgb.Booster
+    context: FeatureContext
+
+    def score(self, claim: Claim, kb: KnowledgeBase, hits: list[str]) -> precheck_pb2.ModelScore:
+        """The claim's score; the top reasons when it is at or above the threshold."""
+        row = claim_vector(claim, self.context, kb, hits)[None, :]
+        score = float(self.booster.predict(row)[0])
+        flagged = score >= self.bundle.threshold
+        why = reasons(self.booster, row, self.bundle)[0] if flagged else []
+        return precheck_pb2.ModelScore(
+            model=self.bundle.bundle_id,
+            score=score,
+            threshold=self.bundle.threshold,
+            flagged=flagged,
+            reasons=[_reason(r) for r in why],
+        )
+
+
+@dataclass(frozen=True)
 class Checker:
-    """Everything a check needs, loaded once when the service starts."""
+    """Everything a check needs, loaded once when the service starts (or reloads)."""
 
     access: SiteAccess
     kb: KnowledgeBase
     pack: RulePack
     history: StoreHistory
     pseudonym_key: bytes
+    scorer: Scorer | None = None
 
     def verdict(self, claim: precheck_pb2.Claim) -> precheck_pb2.Verdict:
         """The verdict on one claim; raises :class:`ClaimError` for a malformed one."""
@@ -52,19 +81,22 @@ class Checker:
         check_lines(lines, settlement["settlement_id"], site_id, self.kb)
         checked = to_claim(settlement, lines, self.pseudonym_key)
         hits = check_claim(checked, self.history, self.kb, self.pack)
-        return precheck_pb2.Verdict(
+        answer = decision(hits)
+        verdict = precheck_pb2.Verdict(
             request_id=claim.request_id,
             settlement_id=checked.settlement_id,
-            decision=DECISIONS[decision(hits)],
-            hits=[
-                precheck_pb2.RuleHit(
-                    rule_id=h.rule_id, severity=h.severity, evidence_json=h.evidence
-                )
-                for h in hits
-            ],
+            hits=[_hit(h.rule_id, h.severity, h.evidence) for h in hits],
             kb_version=self.kb.version,
             rule_pack_version=self.pack.version,
         )
+        if self.scorer is not None:
+            model = self.scorer.score(checked, self.kb, [h.rule_id for h in hits])
+            verdict.model.CopyFrom(model)
+            verdict.model_version = model.model
+            if model.flagged and answer == "allow":
+                answer = MODEL_SEVERITY  # a model asks for a review; it never blocks alone
+        verdict.decision = DECISIONS[answer]
+        return verdict
 
 
 class PreCheckService(precheck_pb2_grpc.PreCheckServiceServicer):
@@ -107,6 +139,15 @@ class PreCheckService(precheck_pb2_grpc.PreCheckServiceServicer):
         except ClaimError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             raise  # abort raises; this line is never reached
+
+
+def _reason(reason: dict[str, object]) -> precheck_pb2.Reason:
+    value = reason["value"]
+    return precheck_pb2.Reason(
+        feature=str(reason["feature"]),
+        value=float("nan") if value is None else float(str(value)),
+        contribution=float(str(reason["contribution"])),
+    )
 
 
 def _hit(rule_id: str, severity: str, evidence: str) -> precheck_pb2.RuleHit:

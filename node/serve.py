@@ -28,10 +28,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from fedrisk.node import registry
 from fedrisk.node.access import SiteAccess
 from fedrisk.node.auditqueue import AuditQueue
 from fedrisk.node.history import load_history
-from fedrisk.node.precheck import Checker, PreCheckService
+from fedrisk.node.precheck import Checker, PreCheckService, Scorer
 from fedrisk.protos.fedrisk.v1 import precheck_pb2, precheck_pb2_grpc
 
 SERVICE = precheck_pb2.DESCRIPTOR.services_by_name["PreCheckService"].full_name
@@ -100,11 +101,15 @@ def start(
 
 
 def _checker(access: SiteAccess) -> Checker:
+    """The rules' history and, when a model is active, the model with its aggregates."""
     home = access.home
-    history = load_history(access)
-    return Checker(
-        access, home.knowledge_base(), home.rule_pack(), history, home.secret("pseudonym")
-    )
+    bundle = registry.active(access)
+    loaded = load_history(access, with_features=bundle is not None)
+    scorer = None
+    if bundle is not None and loaded.features is not None:
+        scorer = Scorer(bundle, bundle.booster(), loaded.features)
+    kb, pack, key = home.knowledge_base(), home.rule_pack(), home.secret("pseudonym")
+    return Checker(access, kb, pack, loaded.history, key, scorer)
 
 
 def serve_until_signalled(running: Running, grace: float = 5.0) -> None:

@@ -85,7 +85,9 @@ def test_every_stored_settlement_gets_the_engines_hits(nodes: dict[str, NodeHome
     checked = 0
     rules_hit: set[str] = set()
     for site, home in nodes.items():
-        history = load_history(SiteAccess.open(home, Principal("pytest", "precheck"), "precheck"))
+        history = load_history(
+            SiteAccess.open(home, Principal("pytest", "precheck"), "precheck")
+        ).history
         kb = home.knowledge_base()
         rejected = _rejected(home)
         expected: dict[str, set[str]] = defaultdict(set)
@@ -108,7 +110,9 @@ def test_every_stored_settlement_gets_the_engines_hits(nodes: dict[str, NodeHome
 def test_decision_is_the_most_severe_hit(nodes: dict[str, NodeHome]) -> None:
     pack = load_rule_pack(None)
     home = next(iter(nodes.values()))
-    history = load_history(SiteAccess.open(home, Principal("pytest", "precheck"), "precheck"))
+    history = load_history(
+        SiteAccess.open(home, Principal("pytest", "precheck"), "precheck")
+    ).history
     kb = home.knowledge_base()
     seen = defaultdict(int)
     for claim in _stored_claims(home).values():
