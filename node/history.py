@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from contextlib import closing
 from dataclasses import dataclass
+from decimal import Decimal
 
 import duckdb
 import pyarrow as pa
@@ -31,6 +32,8 @@ READS = {
         "principal_diagnosis",
         "doctor_pseudonym",
         "doctor_status",
+        "total_amount",
+        "settle_time",
     ),
     "lines": ("settlement_id", "item_type", "item_code", "trace_code", "order_time"),
 }
@@ -43,6 +46,7 @@ class StoreHistory:
         self._trace: dict[str, list[str]] = defaultdict(list)
         self._orders: dict[tuple[str, str], list[Order]] = defaultdict(list)
         self._stays: dict[tuple[str, str], list[Stay]] = defaultdict(list)
+        self._spend: dict[tuple[str, str], list[tuple[str, Decimal]]] = defaultdict(list)
         people = _people(settlements)
         for row in lines.to_pylist():
             if row["trace_code"]:
@@ -65,6 +69,10 @@ class StoreHistory:
 
     def doctor_orders(self, doctor: str, item_code: str, exclude: str) -> list[Order]:
         return [o for o in self._orders.get((doctor, item_code), ()) if o.settlement_id != exclude]
+
+    def month_spend(self, patient: str, month: str, exclude: str) -> tuple[Decimal, int]:
+        spent = [amount for s, amount in self._spend.get((patient, month), ()) if s != exclude]
+        return sum(spent, Decimal(0)), len(spent)
 
     def stays(self, patient: str, diagnosis: str, exclude: str) -> list[Stay]:
         return [s for s in self._stays.get((patient, diagnosis), ()) if s.settlement_id != exclude]

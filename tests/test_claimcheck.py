@@ -95,7 +95,7 @@ def test_every_stored_settlement_gets_the_engines_hits(nodes: dict[str, NodeHome
             if flag_site == site and not (rule_id == "data_quality" and settlement in rejected):
                 expected[settlement].add(rule_id)
         for settlement, claim in _stored_claims(home).items():
-            got = {h.rule_id for h in check_claim(claim, history, kb, pack)}
+            got = {h.rule_id for h in check_claim(claim, history, kb, pack, context=False)}
             if settlement in rejected:
                 got.discard("data_quality")
             checked += 1
@@ -132,3 +132,62 @@ def test_the_history_is_read_through_the_gate(nodes: dict[str, NodeHome]) -> Non
     reads = [e for e in read_entries(home.audit) if e["purpose"] == "precheck"]
     assert {e["dataset"] for e in reads} == set(READS)
     assert all(e["decision"] == "allowed" and e["role"] == "precheck" for e in reads)
+
+
+class _Spent:
+    """A history in which the patient already spent ``amount`` at this pharmacy this month."""
+
+    def __init__(self, amount: str) -> None:
+        self.amount = Decimal(amount)
+
+    def trace_settlements(self, trace_code: str, exclude: str) -> list[str]:
+        return []
+
+    def doctor_orders(self, doctor: str, item_code: str, exclude: str) -> list:  # type: ignore[type-arg]
+        return []
+
+    def stays(self, patient: str, diagnosis: str, exclude: str) -> list:  # type: ignore[type-arg]
+        return []
+
+    def month_spend(self, patient: str, month: str, exclude: str) -> tuple[Decimal, int]:
+        return (self.amount, 2) if month == "2026-03" else (Decimal(0), 0)
+
+
+@pytest.mark.parametrize(
+    ("earlier", "total", "hit"),
+    [
+        ("7000.00", "999.99", False),
+        ("7000.00", "1000.00", True),
+        ("0", "8000.00", True),
+    ],
+)
+def test_pharmacy_spend_at_this_site_alone_can_reach_the_monthly_limit(
+    earlier: str, total: str, hit: bool
+) -> None:
+    from datetime import datetime
+
+    from fedrisk.models.kb import load_kb
+
+    claim = Claim(
+        site_id="P1",
+        settlement_id="S9",
+        site_type="pharmacy",
+        patient="p" * 32,
+        gender="F",
+        age=50,
+        visit_type="pharmacy",
+        admit_time=datetime(2026, 3, 5, 9),
+        discharge_time=None,
+        diagnoses=(),
+        doctor=None,
+        doctor_status="missing",
+        lines=(),
+        total_amount=Decimal(total),
+        settle_time=datetime(2026, 3, 5, 9, 5),
+    )
+    pack = load_rule_pack(None)
+    hits = {h.rule_id: h for h in check_claim(claim, _Spent(earlier), load_kb(None), pack)}
+    assert ("monthly_pharmacy_spend" in hits) == hit
+    assert "monthly_pharmacy_spend" not in {
+        h.rule_id for h in check_claim(claim, _Spent(earlier), load_kb(None), pack, context=False)
+    }

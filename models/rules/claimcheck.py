@@ -104,6 +104,11 @@ class History(Protocol):
         """The patient's inpatient stays with this principal diagnosis, but ``exclude``."""
         ...
 
+    def month_spend(self, patient: str, month: str, exclude: str) -> tuple[Decimal, int]:
+        """The patient's pharmacy spend at this node in ``month`` (YYYY-MM) and how many
+        settlements make it, ``exclude`` left out."""
+        ...
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -112,10 +117,14 @@ class Hit:
     evidence: str  # JSON
 
 
-def check_claim(claim: Claim, history: History, kb: KnowledgeBase, pack: RulePack) -> list[Hit]:
-    """Every enabled single-site rule the claim breaks, in catalogue order."""
+def check_claim(
+    claim: Claim, history: History, kb: KnowledgeBase, pack: RulePack, context: bool = True
+) -> list[Hit]:
+    """Every enabled single-site rule the claim breaks, in catalogue order; with ``context``,
+    also what this node alone already knows of the cross-site rules (:data:`CONTEXT_CHECKS`)."""
     hits = []
-    for rule_id, check in CHECKS.items():
+    checks = {**CHECKS, **(CONTEXT_CHECKS if context else {})}
+    for rule_id, check in checks.items():
         if not pack.enabled(rule_id):
             continue
         found = check(claim, history, kb, pack)
@@ -358,6 +367,27 @@ def _data_quality(claim: Claim, history: History, kb: KnowledgeBase, pack: RuleP
     return _severity(pack, "data_quality"), evidence
 
 
+def _monthly_spend(claim: Claim, history: History, kb: KnowledgeBase, pack: RulePack) -> Found:
+    """The monthly pharmacy-spend limit counts spend at every site, so the spend at this node
+    alone reaching it is already a breach (the federated matching adds the other sites')."""
+    if claim.visit_type != "pharmacy" or claim.settle_time is None:
+        return None
+    month = claim.settle_time.strftime("%Y-%m")
+    earlier, settlements = history.month_spend(claim.patient, month, claim.settlement_id)
+    total = earlier + claim.total_amount
+    limit = pack.rules["monthly_pharmacy_spend"].number("limit")
+    if total < limit:
+        return None
+    evidence: dict[str, object] = {
+        "month": month,
+        "spend_at_this_site": float(total),
+        "other_settlements_this_month": settlements,
+        "restriction": f"pharmacy spend in a month < {limit}",
+        "scope": "this site only; other sites come with federated matching",
+    }
+    return _severity(pack, "monthly_pharmacy_spend"), evidence
+
+
 def _item(kb: KnowledgeBase, line: ClaimLine) -> Drug | Service | None:
     """The line's catalogue entry: drugs.csv for drugs, services.csv for the rest."""
     if line.item_type == "drug":
@@ -380,3 +410,5 @@ CHECKS = {
     "split_admission": _split,
     "data_quality": _data_quality,
 }
+# Cross-site rules of which one node's own history can already prove a breach.
+CONTEXT_CHECKS = {"monthly_pharmacy_spend": _monthly_spend}
