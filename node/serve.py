@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from fedrisk.models.errors import FedriskError
 from fedrisk.node import registry
 from fedrisk.node.access import SiteAccess
 from fedrisk.node.auditqueue import AuditQueue
@@ -129,7 +131,10 @@ def serve_until_signalled(running: Running, grace: float = 5.0) -> None:
         if any(s != signal.SIGHUP for s in received):
             break
         received.clear()
-        running.reload()
+        try:
+            running.reload()
+        except FedriskError as error:  # keep answering with the history already loaded
+            print(f"reload refused, still serving the previous history: {error}", file=sys.stderr)
     running.stop(grace)
 
 

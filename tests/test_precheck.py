@@ -363,3 +363,39 @@ def _ingest_rows(
             writer.writerows(rows)
     report = ingest(operator(home, "ingest"), folder / "settlements.csv", folder / "lines.csv")
     assert all(f.rejected == 0 for f in report.files), report
+
+
+def test_a_failed_reload_keeps_the_server_running(capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import threading
+
+    from fedrisk.models.errors import FedriskError
+    from fedrisk.node.serve import serve_until_signalled
+
+    class _Running:
+        reloads = stops = 0
+
+        def reload(self) -> None:
+            self.reloads += 1
+            raise FedriskError("the active model no longer verifies")
+
+        def stop(self, grace: float) -> None:
+            self.stops += 1
+
+    running = _Running()
+
+    def signal_later() -> None:
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    threading.Thread(target=signal_later).start()
+    try:
+        serve_until_signalled(running, grace=0)  # type: ignore[arg-type]
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    assert (running.reloads, running.stops) == (1, 1)  # the refused reload did not stop it
+    assert "reload refused" in capsys.readouterr().err
