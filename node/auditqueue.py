@@ -2,15 +2,17 @@
 
 Each PreCheck call is an audit entry. Appending one entry costs an fsync and a signature
 (~1 ms here), more than the call itself; the queue collects entries from every worker thread
-and a single writer appends all that are waiting (up to ``batch``) as one commit, then the next
-group — so the busier the service, the larger the groups. On shutdown :meth:`close` writes
-whatever is left.
+and a single writer, once an entry arrives, gathers entries for ``interval`` seconds (or until
+``batch`` are waiting) and appends them as one commit: at most 1/``interval`` commits a second,
+however busy the service. An entry is on disk within ``interval`` (plus one commit) of its call;
+on shutdown :meth:`close` writes whatever is left.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 
 from fedrisk.node.auditlog import AuditLog, AuditRecord
 
@@ -18,7 +20,7 @@ _STOP = object()
 
 
 class AuditQueue:
-    def __init__(self, log: AuditLog, interval: float = 0.05, batch: int = 2000) -> None:
+    def __init__(self, log: AuditLog, interval: float = 0.02, batch: int = 5000) -> None:
         self._log = log
         self._interval = interval
         self._batch = batch
@@ -43,24 +45,26 @@ class AuditQueue:
     def _run(self) -> None:
         stopping = False
         while not stopping:
+            first = self._queue.get()
+            deadline = time.monotonic() + self._interval
             pending: list[AuditRecord] = []
             markers: list[threading.Event] = []
-            try:
-                item = self._queue.get(timeout=self._interval)
-                while True:
-                    if item is _STOP:
-                        stopping = True
-                        break
-                    if isinstance(item, threading.Event):
-                        markers.append(item)
-                    else:
-                        assert isinstance(item, AuditRecord)
-                        pending.append(item)
-                    if len(pending) >= self._batch:
-                        break
-                    item = self._queue.get_nowait()
-            except queue.Empty:
-                pass
+            item: object = first
+            while True:
+                if item is _STOP:
+                    stopping = True
+                elif isinstance(item, threading.Event):
+                    markers.append(item)
+                else:
+                    assert isinstance(item, AuditRecord)
+                    pending.append(item)
+                left = deadline - time.monotonic()
+                if stopping or markers or len(pending) >= self._batch or left <= 0:
+                    break  # a flush or a stop is answered at once
+                try:
+                    item = self._queue.get(timeout=left)
+                except queue.Empty:
+                    break
             if pending:
                 self._log.append(pending)
             for marker in markers:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from fedrisk.crypto.pseudonym import pseudonym
 from fedrisk.models.errors import FedriskError
@@ -253,20 +254,24 @@ def _match(pattern: str, text: str) -> bool:
     return re.match(pattern, text) is not None
 
 
+@lru_cache(maxsize=4096)
 def _date(text: str) -> date | None:
+    """The date of a YYYY-MM-DD text that names a real day (the shape checked first, so
+    ``fromisoformat``'s other accepted forms never pass)."""
     if not _DATE.match(text):
         return None
     try:
-        return datetime.strptime(text, "%Y-%m-%d").date()
+        return date.fromisoformat(text)
     except ValueError:
         return None
 
 
+@lru_cache(maxsize=4096)  # a claim's times are parsed by the checks and again for the rules
 def _datetime(text: str) -> datetime | None:
     if not _DATETIME.match(text):
         return None
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S")
+        return datetime.fromisoformat(text)
     except ValueError:
         return None
 

@@ -73,7 +73,7 @@ def start(
     access: SiteAccess,
     listen: str,
     tls: TlsFiles | None = None,
-    workers: int = 8,
+    workers: int = 4,
     max_pending: int = 64,
     service: type[PreCheckService] = PreCheckService,
 ) -> Running:

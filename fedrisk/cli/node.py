@@ -210,7 +210,7 @@ def serve_command(
     client_ca: Annotated[
         Path | None, typer.Option("--client-ca", help="Require client certs from this CA (mTLS).")
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker threads.")] = 8,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker threads.")] = 4,
     max_pending: Annotated[
         int, typer.Option("--max-pending", min=1, help="Calls at once before RESOURCE_EXHAUSTED.")
     ] = 64,

@@ -1,0 +1,670 @@
+"""PreCheck under load: an open-loop gRPC load generator against ``fedrisk node serve``.
+
+    python bench/precheck_load.py [--rate 1000] [--seconds 60] [--step-seconds 15]
+        [--step 500] [--max-rate 8000] [--workers 8] [--max-pending 256]
+        [--settlements 20000] [--seed 1] [--data DIR] [--quick]
+
+Setup (not timed): generates contract-v1 data for one hospital (or takes ``--data DIR``, one
+folder a site; the first site is used), initialises a node home and ingests it, and builds the
+claims to replay from the site's CSV rows: every settlement with its lines, renamed
+``LOAD-<n>``, each validated with the server's own per-claim checks (a claim the contract
+refuses is left out and counted). Trace codes are replaced by fresh ones except in one claim
+of every :data:`DUPLICATE_EVERY`, whose boxes are then already settled in the store
+(``duplicate_trace_code``); the other rules see the claims as the hospital sent them, so the
+replay is a mix of clean and violating claims (the mix of verdicts is printed).
+
+Then it starts the server as a subprocess (``python -m fedrisk.cli.main node serve``), waits
+for ``grpc.health.v1`` to say SERVING and, from this process, sends unary ``Check`` calls at a
+fixed arrival rate (open loop: a call is sent at its scheduled time whatever the answers
+before it do; latency runs from the *scheduled* time to the answer, so a stalled sender or
+server cannot hide its delay). The generator runs on the same cores as the server: its cost
+is part of the measurement ("load generator included"). Requests are serialised during setup
+and answers parsed after each run, so the generator's per-call work is gRPC's own.
+
+Runs: the target rate for ``--seconds`` (after a short warm-up that is not counted), then
+steps of ``--step-seconds`` from the target rate upwards by ``--step`` until a step fails
+(p99 > 5 ms, any error, or less than 98 % of the asked rate achieved) or ``--max-rate``; when
+the first step fails already, the rate is halved until a step passes, then bisected twice. The
+maximum sustainable rate is the highest step that passed. Each run also shows the CPU the server
+process and this process used (as a share of one core) and how late the sends were.
+
+Exit code 0 unless the server did not start or stop cleanly (2) or an answer was not a
+well-formed verdict for its claim (1); targets not met are reported, not an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import os
+import random
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import __version__ as protobuf_version
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.inputs import generate, machine_line, operator, site_names
+from fedrisk.models.kb import KnowledgeBase
+from fedrisk.models.schema import LINE_COLUMNS, SETTLEMENT_COLUMNS
+from fedrisk.node.claimvalidate import ClaimError, check_lines, check_settlement, trimmed
+from fedrisk.node.home import NodeHome, init_home
+from fedrisk.node.ingest import ingest
+from fedrisk.node.precheckclient import channel, claim_from_json
+from fedrisk.protos.fedrisk.v1 import precheck_pb2
+
+SERVICE = precheck_pb2.DESCRIPTOR.services_by_name["PreCheckService"].full_name
+CHECK_METHOD = f"/{SERVICE}/Check"
+
+TARGET_RATE = 1_000.0  # claims/s
+TARGET_SECONDS = 60.0
+TARGET_P99_MS = 5.0
+TARGET_MAX_RATE = 2_000.0
+SHORTFALL = 0.02  # a step fails when it achieves less than 98 % of the asked rate
+DUPLICATE_EVERY = 20  # one replayed claim in 20 keeps its (already settled) trace codes
+MIN_RATE = 50.0  # claims/s: the lowest step tried below a failed first step
+BISECTIONS = 2  # steps between the highest passed and the lowest failed rate below the first
+WARM_UP_SECONDS = 2.0
+PAUSE_SECONDS = 2.0  # between runs: the server drains, its audit queue commits
+START_TIMEOUT = 180.0  # the server loads the node's history before it says SERVING
+STOP_TIMEOUT = 30.0
+DECISION_NAMES = {
+    precheck_pb2.ALLOW: "allow",
+    precheck_pb2.WARN: "warn",
+    precheck_pb2.BLOCK: "block",
+}
+
+
+@dataclass(frozen=True)
+class Replay:
+    """One claim as sent: its serialised request and what its verdict must echo."""
+
+    request_id: str
+    settlement_id: str
+    request: bytes
+
+
+@dataclass
+class RunResult:
+    """One run at one arrival rate."""
+
+    label: str
+    rate: float
+    seconds: float
+    calls: int = 0
+    latencies: list[float] = field(default_factory=list)  # s, scheduled time to answer
+    lags: list[float] = field(default_factory=list)  # s, scheduled time to actual send
+    codes: Counter[str] = field(default_factory=Counter)
+    answered_ok: int = 0
+    window: float = 0.0  # s, from the first scheduled send to the last answer
+    server_cpu: float | None = None  # s of CPU the server used during the run
+    client_cpu: float = 0.0  # s of CPU this process used during the run
+    malformed: list[str] = field(default_factory=list)
+    decisions: Counter[str] = field(default_factory=Counter)
+    hits: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def errors(self) -> int:
+        return self.calls - self.codes.get("OK", 0)
+
+    @property
+    def achieved(self) -> float:
+        return self.answered_ok / self.window if self.window > 0 else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        return _percentile(self.latencies, q) * 1000.0
+
+    def failures(self) -> list[str]:
+        """Why the run is not sustainable at its rate (empty when it passed)."""
+        reasons = []
+        p99 = self.percentile_ms(0.99)
+        if p99 > TARGET_P99_MS:
+            reasons.append(f"p99 {p99:.2f} ms > {TARGET_P99_MS:g} ms")
+        if self.errors:
+            reasons.append(f"errors: {self.errors:,}")
+        if self.achieved < self.rate * (1 - SHORTFALL):
+            reasons.append(f"achieved {self.achieved:,.0f}/s < {1 - SHORTFALL:.0%} of asked")
+        return reasons
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _options(argv)
+    console = Console(width=max(160, shutil.get_terminal_size().columns))
+    machine_line(console, f"grpcio {grpc.__version__}, protobuf {protobuf_version}")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    console.print(f"load average at start: {load} (a shared machine: others' work counts)")
+    with tempfile.TemporaryDirectory(prefix="fedrisk-bench-") as tmp:
+        work = Path(tmp)
+        data = args.data if args.data is not None else _generated(console, args, work / "data")
+        sites = site_names(data)
+        if not sites:
+            console.print(f"[red]no site folders with settlements.csv under {data}[/red]")
+            return 2
+        home = _ingest(console, data / sites[0], work / "home")
+        claims = _claims(console, data / sites[0], home, args.seed)
+        if not claims:
+            console.print("[red]no valid claim to replay[/red]")
+            return 2
+        return _against_server(console, args, home, claims, work)
+
+
+def _options(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--rate", type=float, default=TARGET_RATE, help="claims/s of the target run"
+    )
+    parser.add_argument("--seconds", type=float, default=TARGET_SECONDS, help="of the target run")
+    parser.add_argument("--step-seconds", type=float, default=15.0, help="of each step up")
+    parser.add_argument("--step", type=float, default=500.0, help="claims/s added per step")
+    parser.add_argument("--max-rate", type=float, default=8_000.0, help="highest step tried")
+    parser.add_argument("--deadline", type=float, default=1.0, help="s, of every call")
+    parser.add_argument("--workers", type=int, default=8, help="server worker threads")
+    parser.add_argument("--max-pending", type=int, default=256, help="server calls at once")
+    parser.add_argument("--settlements", type=int, default=20_000, help="generated, one site")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--data", type=Path, default=None, help="existing exports (first site)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test: 300/s for 5 s, 3 s steps to 1,200/s"
+    )
+    args = parser.parse_args(argv)
+    args.sites = 1  # what bench.inputs.generate reads
+    if args.quick:
+        args.rate, args.seconds, args.step_seconds, args.step, args.max_rate = 300, 5, 3, 300, 1200
+    return args
+
+
+def _generated(console: Console, args: argparse.Namespace, out: Path) -> Path:
+    generate(console, args, out)
+    return out
+
+
+def _ingest(console: Console, folder: Path, root: Path) -> NodeHome:
+    """A fresh node home with the site's files ingested (timed, not benchmarked)."""
+    started = time.perf_counter()
+    labels = folder / "labels.csv" if (folder / "labels.csv").is_file() else None
+    home = init_home(root, folder.name)
+    ingest(operator(home, "ingest"), folder / "settlements.csv", folder / "lines.csv", labels)
+    seconds = time.perf_counter() - started
+    console.print(f"setup: node home {folder.name} initialised and ingested in {seconds:.1f} s")
+    return home
+
+
+def _claims(console: Console, folder: Path, home: NodeHome, seed: int) -> list[Replay]:
+    """Every settlement of the site's CSV rows with its lines, as a claim ``LOAD-<n>``, checked
+    with the server's per-claim validation; serialised once, in a shuffled order."""
+    started = time.perf_counter()
+    settlements, lines = _rows(folder)
+    settled_traces = {
+        line["trace_code"] for rows in lines.values() for line in rows if line["trace_code"]
+    }
+    fresh = _fresh_trace_codes(settled_traces)
+    kb = home.knowledge_base()
+    claims: list[Replay] = []
+    refused = duplicates = 0
+    for settlement_id, settlement in settlements.items():
+        n = len(claims)
+        new_id, request_id = f"LOAD-{n}", f"load-{n}"
+        keep_traces = n % DUPLICATE_EVERY == 0
+        renamed: dict[str, str] = {}
+        claim_lines = []
+        for line in lines.get(settlement_id, []):
+            trace = line["trace_code"]
+            if trace and not keep_traces:
+                trace = renamed.setdefault(trace, next(fresh))
+            claim_lines.append(dict(line, settlement_id=new_id, trace_code=trace))
+        data = {
+            "request_id": request_id,
+            "settlement": dict(settlement, settlement_id=new_id),
+            "lines": claim_lines,
+        }
+        try:
+            _validate(data, home.site_id, kb)
+        except ClaimError:
+            refused += 1
+            continue
+        duplicates += keep_traces and any(line["trace_code"] for line in claim_lines)
+        request = claim_from_json(data).SerializeToString()
+        claims.append(Replay(request_id, new_id, request))
+    random.Random(seed).shuffle(claims)
+    seconds = time.perf_counter() - started
+    console.print(
+        f"claims: {len(claims):,} to replay ({duplicates:,} with boxes already settled), "
+        f"{refused:,} refused by the contract left out, built in {seconds:.1f} s"
+    )
+    return claims
+
+
+def _rows(folder: Path) -> tuple[dict[str, dict[str, str]], dict[str, list[dict[str, str]]]]:
+    """The site's settlement rows by id and its line rows by settlement id, as text."""
+    with (folder / "settlements.csv").open(encoding="utf-8", newline="") as handle:
+        settlements = {r["settlement_id"]: r for r in csv.DictReader(handle)}
+    lines: dict[str, list[dict[str, str]]] = {}
+    with (folder / "lines.csv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            lines.setdefault(row["settlement_id"], []).append(row)
+    return settlements, lines
+
+
+def _fresh_trace_codes(settled: set[str]) -> Iterator[str]:
+    """An endless supply of 20-digit trace codes that no stored line has."""
+    n = 0
+    while True:
+        n += 1
+        code = f"99{n:018d}"
+        if code not in settled:
+            yield code
+
+
+def _validate(data: dict[str, Any], site_id: str, kb: KnowledgeBase) -> None:
+    """Raise ClaimError when the server would answer INVALID_ARGUMENT (its own checks)."""
+    settlement = trimmed(data["settlement"], SETTLEMENT_COLUMNS)
+    lines = [trimmed(line, LINE_COLUMNS) for line in data["lines"]]
+    check_settlement(settlement, site_id)
+    check_lines(lines, settlement["settlement_id"], site_id, kb)
+
+
+def _against_server(
+    console: Console,
+    args: argparse.Namespace,
+    home: NodeHome,
+    claims: list[Replay],
+    work: Path,
+) -> int:
+    """Start the server, run the target rate and the steps, stop it; the exit code."""
+    gc.collect()
+    gc.freeze()  # the setup's objects: the generator's own collections stay short
+    port = _free_port()
+    target = f"127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "fedrisk.cli.main",
+        "node",
+        "serve",
+        "--home",
+        str(home.root),
+        "--listen",
+        target,
+        "--workers",
+        str(args.workers),
+        "--max-pending",
+        str(args.max_pending),
+    ]
+    console.print(f"server: {shlex.join(command)}")
+    out_path, err_path = work / "server.out", work / "server.err"
+    with out_path.open("w") as out, err_path.open("w") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err)
+    try:
+        started = time.perf_counter()
+        if not _wait_serving(target, process):
+            console.print("[red]the server did not start serving[/red]")
+            _tail(console, err_path)
+            return 2
+        console.print(
+            f"server: SERVING after {time.perf_counter() - started:.1f} s (pid {process.pid})"
+        )
+        runs, steps = _load(console, args, target, claims, process.pid)
+    finally:
+        stopped = _stop(process)
+        gc.unfreeze()
+    if not stopped:
+        console.print(
+            f"[red]the server did not stop cleanly (exit code {process.returncode})[/red]"
+        )
+        _tail(console, err_path)
+    _report(console, args, runs, steps)
+    malformed = [m for run in [*runs, *steps] for m in run.malformed]
+    if malformed:
+        console.print(f"[red]{len(malformed):,} malformed verdicts, e.g. {malformed[0]}[/red]")
+        return 1
+    return 0 if stopped else 2
+
+
+def _load(
+    console: Console, args: argparse.Namespace, target: str, claims: list[Replay], pid: int
+) -> tuple[list[RunResult], list[RunResult]]:
+    """The target run, then the steps; each run is printed as it ends."""
+    with channel(target) as opened:
+        grpc.channel_ready_future(opened).result(timeout=10)
+        check = opened.unary_unary(CHECK_METHOD)  # bytes in, bytes out: serialised in setup
+        warm = _run(check, claims, "warm-up", args.rate, WARM_UP_SECONDS, args.deadline, pid)
+        console.print(f"warm-up: {_summary(warm)} (not counted)")
+        time.sleep(PAUSE_SECONDS)
+        main_run = _run(check, claims, "target", args.rate, args.seconds, args.deadline, pid)
+        console.print(f"target run: {_summary(main_run)}")
+        steps: list[RunResult] = []
+
+        def step(rate: float) -> bool:
+            time.sleep(PAUSE_SECONDS)
+            run = _run(check, claims, "step", rate, args.step_seconds, args.deadline, pid)
+            steps.append(run)
+            failures = run.failures()
+            console.print(f"step {rate:,.0f}/s: {_summary(run)} → {'; '.join(failures) or 'pass'}")
+            return not failures
+
+        rate = args.rate
+        while rate <= args.max_rate and step(rate):
+            rate += args.step
+        if steps and steps[0].failures():
+            _below(step, steps[0].rate)
+    return [main_run], steps
+
+
+def _below(step: Callable[[float], bool], failed: float) -> None:
+    """When the first step fails, find the sustainable rate below it: halve the rate until a
+    step passes (down to :data:`MIN_RATE`), then bisect :data:`BISECTIONS` times."""
+    passed, rate = 0.0, failed
+    while passed == 0.0 and rate / 2 >= MIN_RATE:
+        rate = _rounded(rate / 2)
+        if step(rate):
+            passed = rate
+        else:
+            failed = rate
+    for _ in range(BISECTIONS if passed else 0):
+        rate = _rounded((passed + failed) / 2)
+        if rate in (passed, failed):
+            break
+        if step(rate):
+            passed = rate
+        else:
+            failed = rate
+
+
+def _rounded(rate: float) -> float:
+    """A rate rounded to 25 claims/s (at least 25), so the steps read well."""
+    return max(25.0, round(rate / 25) * 25)
+
+
+def _run(
+    check: grpc.UnaryUnaryMultiCallable,
+    claims: list[Replay],
+    label: str,
+    rate: float,
+    seconds: float,
+    deadline: float,
+    pid: int,
+) -> RunResult:
+    """Send ``rate * seconds`` calls at their scheduled times; wait for every answer."""
+    count = max(1, round(rate * seconds))
+    interval = 1.0 / rate
+    scheduled = [0.0] * count
+    sent = [0.0] * count
+    ended = [0.0] * count
+    codes: list[grpc.StatusCode | None] = [None] * count
+    answers: list[bytes | None] = [None] * count
+    remaining = [count]
+    lock = threading.Lock()
+    all_done = threading.Event()
+
+    def on_done(index: int, future: grpc.Future) -> None:
+        ended[index] = time.perf_counter()
+        code = future.code()
+        codes[index] = code
+        if code == grpc.StatusCode.OK:
+            answers[index] = future.result()
+        with lock:
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                all_done.set()
+
+    def callback(index: int) -> Callable[[grpc.Future], None]:
+        return lambda future: on_done(index, future)
+
+    server_before = _process_cpu(pid)
+    client_before = time.process_time()
+    start = time.perf_counter() + 0.01
+    for i in range(count):
+        due = start + i * interval
+        delay = due - time.perf_counter()
+        if delay > 0.0002:
+            time.sleep(delay)
+        scheduled[i] = due
+        sent[i] = time.perf_counter()
+        call = check.future(claims[i % len(claims)].request, timeout=deadline)
+        call.add_done_callback(callback(i))
+    all_done.wait(deadline + 30)
+    client_cpu = time.process_time() - client_before
+    server_after = _process_cpu(pid)
+    result = RunResult(label, rate, seconds, calls=count, client_cpu=client_cpu)
+    if server_before is not None and server_after is not None:
+        result.server_cpu = server_after - server_before
+    last = start
+    for i in range(count):
+        code = codes[i]
+        result.codes[code.name if code is not None else "NO ANSWER"] += 1
+        if code is None:
+            result.latencies.append(float("inf"))
+            continue
+        last = max(last, ended[i])
+        result.latencies.append(ended[i] - scheduled[i])
+        result.lags.append(sent[i] - scheduled[i])
+        answer = answers[i]
+        if answer is not None:
+            result.answered_ok += 1
+            _verdict(result, claims[i % len(claims)], answer)
+    result.window = max(seconds, last - start)
+    result.latencies.sort()
+    result.lags.sort()
+    return result
+
+
+def _verdict(result: RunResult, claim: Replay, answer: bytes) -> None:
+    """Count the verdict's decision and hits; note it when it is not one for this claim."""
+    try:
+        verdict = precheck_pb2.Verdict.FromString(answer)
+    except Exception as error:  # a protobuf DecodeError
+        result.malformed.append(f"{claim.settlement_id}: undecodable ({error})")
+        return
+    problems = []
+    if verdict.request_id != claim.request_id:
+        problems.append(f"request_id {verdict.request_id!r}")
+    if verdict.settlement_id != claim.settlement_id:
+        problems.append(f"settlement_id {verdict.settlement_id!r}")
+    if verdict.decision not in DECISION_NAMES:
+        problems.append(f"decision {verdict.decision}")
+    if not verdict.kb_version or not verdict.rule_pack_version:
+        problems.append("no kb or rule pack version")
+    if (verdict.decision == precheck_pb2.ALLOW) and any(
+        h.severity in ("warn", "block") for h in verdict.hits
+    ):
+        problems.append("allowed with a warn or block hit")
+    if problems:
+        result.malformed.append(f"{claim.settlement_id}: {', '.join(problems)}")
+        return
+    result.decisions[DECISION_NAMES[verdict.decision]] += 1
+    result.hits.update(h.rule_id for h in verdict.hits)
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    """The nearest-rank percentile of sorted values (0 when there are none)."""
+    if not ordered:
+        return 0.0
+    rank = max(0, min(len(ordered) - 1, int(q * len(ordered) + 0.999999) - 1))
+    return ordered[rank]
+
+
+def _summary(run: RunResult) -> str:
+    return (
+        f"{run.calls:,} calls at {run.rate:,.0f}/s, achieved {run.achieved:,.0f}/s, "
+        f"{run.errors:,} errors, p50 {run.percentile_ms(0.5):.2f} ms, "
+        f"p99 {run.percentile_ms(0.99):.2f} ms, max {_ms(run.percentile_ms(1.0))}"
+    )
+
+
+def _ms(value: float) -> str:
+    return "no answer" if value == float("inf") else f"{value:.2f} ms"
+
+
+def _process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) of a process so far; None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_serving(target: str, process: subprocess.Popen[bytes]) -> bool:
+    """Poll grpc.health.v1 until the server says SERVING (False if it exits or times out)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + START_TIMEOUT
+    with channel(target) as opened:
+        health = health_pb2_grpc.HealthStub(opened)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                return False
+            try:
+                reply = health.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return True
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> bool:
+    """SIGTERM, then wait for a clean exit (killed, and False, if it does not come)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return False
+    return process.returncode == 0
+
+
+def _tail(console: Console, path: Path, lines: int = 20) -> None:
+    text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    for line in text:
+        console.print(f"  server: {line}", markup=False, highlight=False)
+
+
+def _report(
+    console: Console, args: argparse.Namespace, runs: list[RunResult], steps: list[RunResult]
+) -> None:
+    if runs:
+        console.print(_table(f"target run: {args.rate:,.0f} claims/s for {args.seconds:g} s", runs))
+        _mix(console, runs[0])
+    if steps:
+        title = (
+            f"steps: {args.step_seconds:g} s each, up by {args.step:,.0f}/s to at most "
+            f"{args.max_rate:,.0f}/s (below the first step if it failed)"
+        )
+        console.print(_table(title, steps))
+    _targets(console, args, runs, steps)
+
+
+def _table(title: str, runs: list[RunResult]) -> Table:
+    table = Table(title=title, caption="latencies in ms, from the scheduled send to the answer")
+    for name in ("asked", "achieved", "calls"):
+        table.add_column(name, justify="right")
+    table.add_column("errors (by code)", min_width=24)
+    for name in ("p50", "p95", "p99", "max", "send lag p99", "server CPU", "gen. CPU"):
+        table.add_column(name, justify="right")
+    table.add_column("result")
+    for run in runs:
+        by_code = [f"{n:,} {code}" for code, n in sorted(run.codes.items()) if code != "OK"]
+        failures = run.failures()
+        short = ", ".join(reason.split()[0].rstrip(":") for reason in failures)
+        table.add_row(
+            f"{run.rate:,.0f}/s",
+            f"{run.achieved:,.0f}/s",
+            f"{run.calls:,}",
+            "\n".join(by_code) or "0",
+            f"{run.percentile_ms(0.50):.2f}",
+            f"{run.percentile_ms(0.95):.2f}",
+            f"{run.percentile_ms(0.99):.2f}",
+            _ms(run.percentile_ms(1.0)).removesuffix(" ms"),
+            f"{_percentile(run.lags, 0.99) * 1000:.2f}",
+            _cpu(run.server_cpu, run.window),
+            _cpu(run.client_cpu, run.window),
+            "[green]pass[/green]" if not failures else f"[red]fail: {short}[/red]",
+        )
+    return table
+
+
+def _cpu(seconds: float | None, window: float) -> str:
+    """CPU use over a run as a share of one core."""
+    return "–" if seconds is None or window <= 0 else f"{seconds / window:.0%}"
+
+
+def _mix(console: Console, run: RunResult) -> None:
+    answered = sum(run.decisions.values())
+    if not answered:
+        return
+    decisions = ", ".join(
+        f"{name} {run.decisions[name] / answered:.1%}" for name in ("allow", "warn", "block")
+    )
+    hits = ", ".join(f"{rule} {n:,}" for rule, n in run.hits.most_common())
+    console.print(f"verdicts of the target run: {decisions}; hits: {hits or 'none'}")
+
+
+def _targets(
+    console: Console, args: argparse.Namespace, runs: list[RunResult], steps: list[RunResult]
+) -> None:
+    conditions = args.rate == TARGET_RATE and args.seconds == TARGET_SECONDS
+    cores = f"{os.cpu_count()} cores, load generator included"
+    if runs:
+        run = runs[0]
+        met = run.percentile_ms(0.99) <= TARGET_P99_MS and run.errors == 0
+        met = met and run.achieved >= run.rate * (1 - SHORTFALL)
+        detail = (
+            f"p99 {run.percentile_ms(0.99):.2f} ms, {run.errors:,} errors, "
+            f"{run.achieved:,.0f}/s achieved, on {cores}"
+        )
+        if not conditions:
+            detail += f"; measured at {args.rate:,.0f}/s over {args.seconds:g} s, not the target's"
+        console.print(
+            f"target p99 <= {TARGET_P99_MS:g} ms at {TARGET_RATE:,.0f} claims/s over "
+            f"{TARGET_SECONDS:g} s with zero errors: {_met(met and conditions)} ({detail})"
+        )
+    passed = [s.rate for s in steps if not s.failures()]
+    best = max(passed, default=0.0)
+    above = [s for s in steps if s.failures() and s.rate > best]
+    failed = min(above, key=lambda s: s.rate, default=None)
+    if failed is not None:
+        why = f"{failed.rate:,.0f}/s failed: {'; '.join(failed.failures())}"
+    else:
+        why = f"no step failed up to --max-rate {args.max_rate:,.0f}/s"
+    best_text = f"{best:,.0f}/s" if passed else f"none from {args.rate:,.0f}/s"
+    console.print(
+        f"target maximum sustainable rate >= {TARGET_MAX_RATE:,.0f} claims/s: "
+        f"{_met(best >= TARGET_MAX_RATE)} (max {best_text}; {why}; "
+        f"{args.step_seconds:g} s steps, on {cores})"
+    )
+
+
+def _met(met: bool) -> str:
+    return "[green]met[/green]" if met else "[red]NOT met[/red]"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
