@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import threading
@@ -111,7 +112,12 @@ def _checker(access: SiteAccess) -> Checker:
     if bundle is not None and loaded.features is not None:
         scorer = Scorer(bundle, bundle.booster(), loaded.features)
     kb, pack, key = home.knowledge_base(), home.rule_pack(), home.secret("pseudonym")
-    return Checker(access, kb, pack, loaded.history, key, scorer)
+    checker = Checker(access, kb, pack, loaded.history, key, scorer)
+    # The history is millions of long-lived objects: left to the collector, each full collection
+    # walks them all, a pause of tens of ms in the middle of some call. Freezing moves them out.
+    gc.collect()
+    gc.freeze()
+    return checker
 
 
 def serve_until_signalled(running: Running, grace: float = 5.0) -> None:
