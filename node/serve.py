@@ -68,6 +68,7 @@ class Running:
         self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         self.server.stop(grace).wait()
         self.audit.close()
+        gc.unfreeze()  # what _checker froze may be collected again
 
 
 def start(
