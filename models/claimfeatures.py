@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from fedrisk.models.features import SPEC
+from fedrisk.models.features import LINE_FEATURES, SPEC
 from fedrisk.models.kb import KnowledgeBase
 from fedrisk.models.rules.catalogue import SINGLE_SITE
 from fedrisk.models.rules.claimcheck import Claim
@@ -155,7 +155,7 @@ def _claim_part(claim: Claim) -> dict[str, float]:
 def _line_part(claim: Claim, kb: KnowledgeBase) -> dict[str, float]:
     lines = claim.lines
     if not lines:  # SQL: no fee line, no row to join: every line feature is NULL
-        return dict.fromkeys(_LINE_NAMES, NAN)
+        return dict.fromkeys(LINE_FEATURES, NAN)
     days = max(_los(claim.admit_time, claim.discharge_time), 1)
     priced = [(line, _typical(kb, line.item_code)) for line in lines]
     typical_sum = sum((line.quantity * t for line, t in priced if t is not None), Decimal(0))
@@ -183,19 +183,6 @@ def _line_part(claim: Claim, kb: KnowledgeBase) -> dict[str, float]:
         ),
         "supply_days": float(sum(line.days_supply or 0 for line in lines)),
     }
-
-
-_LINE_NAMES = (
-    "n_lines",
-    "n_drug_lines",
-    "n_service_lines",
-    "price_index",
-    "max_price_ratio",
-    "service_saturation",
-    "service_amount_per_day",
-    "service_units_per_day",
-    "supply_days",
-)
 
 
 def _typical(kb: KnowledgeBase, code: str) -> Decimal | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,6 +14,8 @@ from fedrisk.node.access import Principal, SiteAccess
 from fedrisk.node.home import NodeHome
 
 PASSPHRASE_VARIABLE = "FEDRISK_NODE_PASSPHRASE"
+
+HomeOption = Annotated[Path, typer.Option("--home", help="The node's home folder.")]
 
 # Named --as (not --role) because `audit query --role` filters entries by role.
 OperatorRole = Annotated[

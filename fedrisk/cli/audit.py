@@ -12,7 +12,7 @@ from rich import box
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from rich.table import Table
 
-from fedrisk.cli.access import AuditorRole, open_access
+from fedrisk.cli.access import AuditorRole, HomeOption, open_access
 from fedrisk.cli.render import console, errors, fail
 from fedrisk.crypto.identity import IdentityError, PublicIdentity
 from fedrisk.crypto.merkle import ProofError
@@ -29,7 +29,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-HomeOption = Annotated[Path, typer.Option("--home", help="The node's home folder.")]
 IdentityOption = Annotated[
     Path | None,
     typer.Option(

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fedrisk.cli.access import OperatorRole, open_access
+from fedrisk.cli.access import HomeOption, OperatorRole, open_access
 from fedrisk.cli.render import console, fail
 from fedrisk.crypto.identity import Identity, IdentityError, PublicIdentity
 from fedrisk.models.bundle import sign_bundle, write_bundle
@@ -27,7 +27,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-HomeOption = Annotated[Path, typer.Option("--home", help="The node's home folder.")]
 BundleArgument = Annotated[Path, typer.Argument(help="A model bundle folder.")]
 
 

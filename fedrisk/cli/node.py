@@ -13,6 +13,7 @@ from google.protobuf import json_format
 
 from fedrisk.cli.access import (
     PASSPHRASE_VARIABLE,
+    HomeOption,
     OperatorRole,
     new_passphrase,
     open_access,
@@ -41,7 +42,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-HomeOption = Annotated[Path, typer.Option("--home", help="The node's home folder.")]
 RulesOption = Annotated[
     Path | None,
     typer.Option("--rules", help="A rule pack file (TOML; default: the one shipped)."),
