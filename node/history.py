@@ -2,8 +2,9 @@
 
 Built once when the server starts (and again when new batches are ingested), through the
 access gate under purpose ``precheck``, from the few fields the per-claim rules need: trace
-codes, the orders of monitored drugs per doctor, inpatient stays per patient and diagnosis. A
-lookup is a dictionary access, so a check costs microseconds, not a query.
+codes, the orders of monitored drugs per doctor, inpatient stays per patient and diagnosis, the
+pharmacy spend per patient and month. A lookup is a dictionary access, so a check costs
+microseconds, not a query.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class StoreHistory:
             ):
                 stay = Stay(row["settlement_id"], row["admit_time"], row["discharge_time"])
                 self._stays[(row["patient_pseudonym"], row["principal_diagnosis"])].append(stay)
+            if row["visit_type"] == "pharmacy" and row["settle_time"]:
+                month = (row["patient_pseudonym"], row["settle_time"].strftime("%Y-%m"))
+                self._spend[month].append((row["settlement_id"], row["total_amount"]))
 
     def trace_settlements(self, trace_code: str, exclude: str) -> list[str]:
         return [s for s in self._trace.get(trace_code, ()) if s != exclude]

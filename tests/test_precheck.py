@@ -399,3 +399,47 @@ def test_a_failed_reload_keeps_the_server_running(capsys: pytest.CaptureFixture[
             signal.signal(signum, handler)
     assert (running.reloads, running.stops) == (1, 1)  # the refused reload did not stop it
     assert "reload refused" in capsys.readouterr().err
+
+
+def test_spend_already_settled_this_month_counts_towards_the_pharmacy_limit(
+    tmp_path: Path,
+) -> None:
+    """The patient's earlier pharmacy settlements this month, read from the store, push a claim
+    that alone stays under 8,000 RMB over the limit; a patient without them is not flagged."""
+    from decimal import Decimal
+
+    from tests.conftest import SAMPLE
+
+    site = SAMPLE / "P33010701"
+    if not site.is_dir():
+        pytest.skip("contract sample not found")
+    home = init_home(tmp_path / "node", site.name)
+    ingest(operator(home, "ingest"), site / "settlements.csv", site / "lines.csv")
+    settlements, lines = _rows(site)
+    source = next(s for s in settlements if lines.get(s))
+    patient, month = settlements[source]["patient_id"], settlements[source]["settle_time"][:7]
+    earlier = [
+        Decimal(s["total_amount"])
+        for s in settlements.values()
+        if s["patient_id"] == patient and s["settle_time"].startswith(month)
+    ]
+    line = dict(lines[source][0], line_no="1", trace_code="", quantity="1", days_supply="")
+    price = Decimal("8000.00") - sum(earlier)  # with what was settled before: exactly the limit
+    line.update(unit_price=str(price), amount=str(price))
+    claim_settlement = dict(settlements[source], total_amount=str(price), fund_paid="0.00")
+    running = start(_access(home), "127.0.0.1:0")
+    try:
+        found = {}
+        for patient_id in (patient, _fresh_patient_id()):
+            claim = _claim(
+                dict(claim_settlement, patient_id=patient_id), [line], settlement_id="SPEND-1"
+            )
+            hits = check(_target(running), claim).hits
+            found[patient_id] = [h for h in hits if h.rule_id == "monthly_pharmacy_spend"]
+    finally:
+        running.stop(grace=1)
+    assert not found[_fresh_patient_id()]
+    evidence = json.loads(found[patient][0].evidence_json)
+    assert evidence["spend_at_this_site"] == 8000.0
+    assert evidence["other_settlements_this_month"] == len(earlier)
+    assert patient not in found[patient][0].evidence_json
