@@ -1,7 +1,7 @@
 """PreCheck under load: an open-loop gRPC load generator against ``fedrisk node serve``.
 
     python bench/precheck_load.py [--rate 1000] [--seconds 60] [--step-seconds 15]
-        [--step 500] [--max-rate 8000] [--workers 8] [--max-pending 256]
+        [--step 500] [--max-rate 8000] [--max-pending 256]
         [--settlements 20000] [--seed 1] [--data DIR] [--quick]
 
 Setup (not timed): generates contract-v1 data for one hospital (or takes ``--data DIR``, one
@@ -175,7 +175,6 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--step", type=float, default=500.0, help="claims/s added per step")
     parser.add_argument("--max-rate", type=float, default=8_000.0, help="highest step tried")
     parser.add_argument("--deadline", type=float, default=1.0, help="s, of every call")
-    parser.add_argument("--workers", type=int, default=8, help="server worker threads")
     parser.add_argument("--max-pending", type=int, default=256, help="server calls at once")
     parser.add_argument("--settlements", type=int, default=20_000, help="generated, one site")
     parser.add_argument("--seed", type=int, default=1)
@@ -302,8 +301,6 @@ def _against_server(
         str(home.root),
         "--listen",
         target,
-        "--workers",
-        str(args.workers),
         "--max-pending",
         str(args.max_pending),
     ]

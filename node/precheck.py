@@ -11,8 +11,9 @@ names items, codes and settlement ids of this node, never another patient's iden
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import grpc
 import lightgbm as lgb
@@ -30,6 +31,8 @@ from fedrisk.node.auditqueue import AuditQueue
 from fedrisk.node.claimvalidate import ClaimError, check_lines, check_settlement, to_claim, trimmed
 from fedrisk.node.history import StoreHistory
 from fedrisk.protos.fedrisk.v1 import precheck_pb2, precheck_pb2_grpc
+
+Context: TypeAlias = grpc.aio.ServicerContext[precheck_pb2.Claim, precheck_pb2.Verdict]
 
 DECISIONS = {
     "allow": precheck_pb2.ALLOW,
@@ -104,40 +107,40 @@ class PreCheckService(precheck_pb2_grpc.PreCheckServiceServicer):
 
     def __init__(self, checker: Checker, audit: AuditQueue) -> None:
         self._checker = checker
-        self._audit = audit
+        self.audit = audit
 
     def replace(self, checker: Checker) -> None:
         """Answer with ``checker`` from now on (a fresh history after new ingests); calls in
         flight finish with the one they started with."""
         self._checker = checker
 
-    def Check(  # noqa: N802 (gRPC's method name)
-        self, request: precheck_pb2.Claim, context: grpc.ServicerContext
+    async def Check(  # noqa: N802 (gRPC's method name)
+        self, request: precheck_pb2.Claim, context: Context
     ) -> precheck_pb2.Verdict:
-        return self._answer(request, context)
+        return await self._answer(request, context)
 
-    def CheckStream(  # noqa: N802
-        self, request_iterator: Iterator[precheck_pb2.Claim], context: grpc.ServicerContext
-    ) -> Iterator[precheck_pb2.Verdict]:
-        for claim in request_iterator:
-            yield self._answer(claim, context)
+    async def CheckStream(  # noqa: N802
+        self, request_iterator: AsyncIterator[precheck_pb2.Claim], context: Context
+    ) -> AsyncIterator[precheck_pb2.Verdict]:
+        async for claim in request_iterator:
+            yield await self._answer(claim, context)
 
-    def _answer(
-        self, claim: precheck_pb2.Claim, context: grpc.ServicerContext
-    ) -> precheck_pb2.Verdict:
+    async def _answer(self, claim: precheck_pb2.Claim, context: Context) -> precheck_pb2.Verdict:
+        # The check runs on the event loop itself: it is ~0.1 ms of pure-Python CPU work, so a
+        # thread pool would add two hand-offs per call and no parallelism (one GIL).
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline has passed")
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline has passed")
         checker = self._checker  # one checker for the whole call, even across a reload
         try:
             entry = checker.access.allowed_entry("read", "claims", ["*"], 1 + len(claim.lines))
         except AccessDeniedError as error:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(error))
-        self._audit.submit(entry)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(error))
+        self.audit.submit(entry)
         try:
             return checker.verdict(claim)
         except ClaimError as error:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             raise  # abort raises; this line is never reached
 
 

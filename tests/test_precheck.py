@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import signal
@@ -184,16 +185,16 @@ def test_a_malformed_line_names_the_line(
 
 
 class _Slow(PreCheckService):
-    def _answer(self, claim, context):  # type: ignore[no-untyped-def]
-        time.sleep(0.3)
-        return super()._answer(claim, context)
+    async def _answer(self, claim, context):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.3)
+        return await super()._answer(claim, context)
 
 
 def test_overload_is_refused_with_resource_exhausted_and_the_server_keeps_serving(
     sample_node: tuple[NodeHome, Path],
 ) -> None:
     home, site = sample_node
-    running = start(_access(home), "127.0.0.1:0", workers=2, max_pending=2, service=_Slow)
+    running = start(_access(home), "127.0.0.1:0", max_pending=2, service=_Slow)
     try:
         settlements, lines = _rows(site)
         first = next(iter(settlements))
@@ -202,7 +203,10 @@ def test_overload_is_refused_with_resource_exhausted_and_the_server_keeps_servin
             outcomes = list(pool.map(lambda _: _code(_target(running), claim), range(12)))
         assert grpc.StatusCode.RESOURCE_EXHAUSTED in outcomes
         assert grpc.StatusCode.OK in outcomes
-        assert _code(_target(running), claim) == grpc.StatusCode.OK  # still serving
+        # Still serving. gRPC's aio limiter decides on the next call while it is still at the
+        # limit, so the first call after a burst may be refused too (docs/precheck.md); no more.
+        after = [_code(_target(running), claim) for _ in range(3)]
+        assert after[1:] == [grpc.StatusCode.OK, grpc.StatusCode.OK], after
     finally:
         running.stop(grace=1)
 

@@ -210,7 +210,6 @@ def serve_command(
     client_ca: Annotated[
         Path | None, typer.Option("--client-ca", help="Require client certs from this CA (mTLS).")
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker threads.")] = 4,
     max_pending: Annotated[
         int, typer.Option("--max-pending", min=1, help="Calls at once before RESOURCE_EXHAUSTED.")
     ] = 64,
@@ -223,9 +222,7 @@ def serve_command(
     try:
         node = open_home(home)
         with console.status("loading the node's history …"):
-            running = start(
-                open_access(node, as_role, "precheck"), listen, tls, workers, max_pending
-            )
+            running = start(open_access(node, as_role, "precheck"), listen, tls, max_pending)
     except FedriskError as error:
         raise fail(error) from None
     mode = "mutual TLS" if client_ca else "TLS" if tls else "plaintext (use TLS outside a test)"
