@@ -102,6 +102,50 @@ def _counts(labels: npt.ArrayLike, scores: npt.ArrayLike) -> _Counts:
     return _Counts(thresholds=s_sorted[last], tps=tps, fps=fps)
 
 
+HISTOGRAM_BINS = 1000
+
+
+def score_histograms(
+    labels: npt.ArrayLike, scores: npt.ArrayLike, bins: int = HISTOGRAM_BINS
+) -> tuple[IntArray, IntArray]:
+    """Counts of fraudulent and of clean settlements per score bin (``bins`` equal bins of
+    [0, 1]): all a node shares for a federated ROC or PR curve, never a settlement's own score.
+    Summed over nodes, they give the curves of the union with every score rounded down to its
+    bin (``histogram_auc``, ``histogram_ap``)."""
+    c = _counts(labels, scores)
+    if c.thresholds[0] > 1.0 or c.thresholds[-1] < 0.0:
+        raise ValueError("scores must lie in [0, 1] to be binned")
+    index = np.minimum((c.thresholds * bins).astype(np.int64), bins - 1)
+    positives = np.zeros(bins, np.int64)
+    negatives = np.zeros(bins, np.int64)
+    np.add.at(positives, index, np.diff(c.tps, prepend=0))
+    np.add.at(negatives, index, np.diff(c.fps, prepend=0))
+    return positives, negatives
+
+
+def histogram_auc(positives: npt.ArrayLike, negatives: npt.ArrayLike) -> float:
+    """ROC AUC from summed :func:`score_histograms` (scores in one bin count as ties)."""
+    return _auc(_binned(positives, negatives))
+
+
+def histogram_ap(positives: npt.ArrayLike, negatives: npt.ArrayLike) -> float:
+    """Average precision from summed :func:`score_histograms`."""
+    return _ap(_binned(positives, negatives))
+
+
+def _binned(positives: npt.ArrayLike, negatives: npt.ArrayLike) -> _Counts:
+    pos = np.asarray(positives, np.int64)[::-1]  # highest bin first, as thresholds go
+    neg = np.asarray(negatives, np.int64)[::-1]
+    if pos.shape != neg.shape or pos.ndim != 1 or (pos < 0).any() or (neg < 0).any():
+        raise ValueError("histograms must be two non-negative count vectors of one length")
+    used = np.flatnonzero(pos + neg)
+    tps, fps = np.cumsum(pos)[used], np.cumsum(neg)[used]
+    if tps.size == 0 or tps[-1] == 0 or fps[-1] == 0:
+        raise ValueError("the histograms need both fraudulent and clean settlements")
+    edges = (len(pos) - 1 - used) / len(pos)
+    return _Counts(thresholds=edges.astype(np.float64), tps=tps, fps=fps)
+
+
 def _roc(c: _Counts) -> Curve:
     fpr = np.concatenate(([0.0], c.fps / c.negatives))
     tpr = np.concatenate(([0.0], c.tps / c.positives))

@@ -262,3 +262,34 @@ def test_import_does_not_load_matplotlib() -> None:
     code = "import sys, fedrisk.models.metrics; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_histograms_summed_over_nodes_give_the_union_curves() -> None:
+    from fedrisk.models.metrics import histogram_ap, histogram_auc, score_histograms
+
+    rng = np.random.default_rng(7)
+    labels = (rng.random(30_000) < 0.05).astype(np.int64)
+    scores = np.clip(rng.normal(0.3 + 0.3 * labels, 0.15), 0, 1)
+    parts = np.array_split(np.arange(len(labels)), 3)  # three nodes
+    pos = neg = np.zeros(1000, np.int64)
+    for part in parts:
+        p, n = score_histograms(labels[part], scores[part])
+        pos, neg = pos + p, neg + n
+    assert pos.sum() == labels.sum() and neg.sum() == (labels == 0).sum()
+    # Binning to 1/1000 moves the areas very little …
+    assert abs(histogram_auc(pos, neg) - roc_auc(labels, scores)) < 1e-3
+    assert abs(histogram_ap(pos, neg) - average_precision(labels, scores)) < 5e-3
+    # … and scores already on the bin grid give exactly the same areas.
+    grid = np.floor(scores * 1000) / 1000
+    p, n = score_histograms(labels, grid)
+    assert histogram_auc(p, n) == pytest.approx(roc_auc(labels, grid), abs=1e-12)
+    assert histogram_ap(p, n) == pytest.approx(average_precision(labels, grid), abs=1e-12)
+
+
+def test_histograms_refuse_scores_outside_the_unit_interval_and_one_class() -> None:
+    from fedrisk.models.metrics import histogram_auc, score_histograms
+
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        score_histograms([0, 1], [0.2, 1.5])
+    with pytest.raises(ValueError, match="both"):
+        histogram_auc(np.zeros(10, np.int64), np.ones(10, np.int64))
