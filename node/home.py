@@ -22,6 +22,7 @@ import tomllib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from fedrisk.crypto.identity import Identity, IdentityError, PublicIdentity
 from fedrisk.models.errors import NodeHomeError
@@ -32,7 +33,8 @@ from fedrisk.node.policy import Policy, default_policy_text, load_policy
 CONFIG_FILE = "config.toml"
 SECRET_BYTES = 32
 SECRET_NAMES = ("pseudonym", "vault")
-_OWNER_FIELDS = ("site_id", "signing_key", "receiving_key", "binding", "fingerprint")
+_IDENTITY_FIELDS = ("site_id", "signing_key", "receiving_key", "binding", "fingerprint")
+TrustKind = Literal["model_owner", "federation_member"]
 _SITE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -103,27 +105,37 @@ class NodeHome:
         except (OSError, ValueError, IdentityError) as exc:
             raise NodeHomeError(f"{self.public_identity_file}: {exc}") from None
 
-    def trusted_owners(self) -> dict[str, PublicIdentity]:
-        """The model owners whose bundles this node accepts, by key fingerprint (config.toml)."""
+    def trusted(self, kind: TrustKind) -> dict[str, PublicIdentity]:
+        """The public identities this node trusts as ``kind`` (``model_owner``: whose bundles it
+        accepts; ``federation_member``: whom it enrolls with and takes sealed keys and trees
+        from), by key fingerprint, as listed in config.toml."""
         try:
             data = tomllib.loads(self.config.read_text(encoding="utf-8"))
-            entries = data.get("trust", {}).get("model_owner", [])
-            owners = [PublicIdentity.from_json(dict(entry)) for entry in entries]
+            entries = data.get("trust", {}).get(kind, [])
+            identities = [PublicIdentity.from_json(dict(entry)) for entry in entries]
         except (tomllib.TOMLDecodeError, IdentityError, TypeError, AttributeError) as exc:
-            raise NodeHomeError(f"{self.config}: malformed [[trust.model_owner]] ({exc})") from None
-        return {owner.fingerprint: owner for owner in owners}
+            raise NodeHomeError(f"{self.config}: malformed [[trust.{kind}]] ({exc})") from None
+        return {identity.fingerprint: identity for identity in identities}
 
-    def trust_owner(self, owner: PublicIdentity) -> bool:
-        """Add a model owner's public key to config.toml; False if it was there already."""
-        owner.check()
-        if owner.fingerprint in self.trusted_owners():
+    def trust(self, kind: TrustKind, identity: PublicIdentity) -> bool:
+        """Add a public identity to config.toml as ``kind``; False if it was there already."""
+        identity.check()
+        if identity.fingerprint in self.trusted(kind):
             return False
-        fields = owner.to_json()
-        lines = ["", "[[trust.model_owner]]"]
-        lines += [f"{key} = {json.dumps(fields[key])}" for key in _OWNER_FIELDS]
+        fields = identity.to_json()
+        lines = ["", f"[[trust.{kind}]]"]
+        lines += [f"{key} = {json.dumps(fields[key])}" for key in _IDENTITY_FIELDS]
         with self.config.open("a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
         return True
+
+    def trusted_owners(self) -> dict[str, PublicIdentity]:
+        """The model owners whose bundles this node accepts, by key fingerprint."""
+        return self.trusted("model_owner")
+
+    def trust_owner(self, owner: PublicIdentity) -> bool:
+        """Trust a model owner's public key; False if it was trusted already."""
+        return self.trust("model_owner", owner)
 
     def policy(self) -> Policy:
         """The access policy this node enforces."""
