@@ -68,9 +68,21 @@ def sign_message(sender: Identity, kind: str, context: str, payload: bytes) -> b
     return body + sender.sign(_SIGNED + body)
 
 
+def step_context(federation: str, epoch: int, *step: str | int) -> str:
+    """The context string of one step of an epoch, e.g. ``federation=demo epoch=1 run=r round=2``:
+    nodes and the coordinator build it alike, and a message is only valid in its own."""
+    return " ".join([f"federation={federation}", f"epoch={epoch}", *map(str, step)])
+
+
 def sender_of(message: bytes) -> str:
     """The fingerprint a message claims as its sender (unverified: to pick the key to verify)."""
     return _parse(message)[0]["sender"]
+
+
+def unverified_payload(message: bytes) -> bytes:
+    """The payload before any check: only to read a self-signed message's own public key,
+    which must then verify it (:func:`verify_message`)."""
+    return _parse(message)[1]
 
 
 @dataclass

@@ -51,6 +51,9 @@ DATASETS: Final[dict[str, tuple[str, ...]]] = {
     "claims": (*SETTLEMENT_COLUMNS, "lines"),
     # The model registry: signed bundles pushed to this node, and which one is active.
     "models": ("bundle_id", "owner", "model", "features", "metrics", "metadata", "active"),
+    # What the node exchanges with the federation: the epoch it holds (secret, members, HE
+    # context) and what it sends in rounds (sealed trees, evaluation histograms).
+    "federation": ("epoch", "members", "trees", "evaluation"),
 }
 
 

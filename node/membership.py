@@ -33,6 +33,7 @@ from fedrisk.crypto.canonical import canonical_json
 from fedrisk.crypto.envelope import EnvelopeError, open_envelope, seal
 from fedrisk.crypto.identity import Identity, IdentityError, PublicIdentity
 from fedrisk.crypto.kdf import SECRET_BYTES
+from fedrisk.crypto.signed import step_context
 from fedrisk.models.errors import FedriskError
 from fedrisk.node.home import NodeHome
 
@@ -63,7 +64,7 @@ class Membership:
 
     def context(self, *step: str | int) -> str:
         """The context string a step of this epoch is bound to (signed and sealed messages)."""
-        return " ".join([f"federation={self.federation}", f"epoch={self.epoch}", *map(str, step)])
+        return step_context(self.federation, self.epoch, *step)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
 
 from fedrisk.models.bundle import write_bundle
 from fedrisk.models.features import READS as FEATURE_READS
@@ -38,10 +40,20 @@ class TrainReport:
     positives: int
 
 
-def train_node(access: SiteAccess, out: Path, seed: int = 7) -> TrainReport:
-    """Train on every labelled settlement of the node and write an unsigned bundle to ``out``."""
-    home = access.home
-    kb, pack = home.knowledge_base(), home.rule_pack()
+@dataclass(frozen=True)
+class Labelled:
+    """The node's labelled settlements as features (SPEC order), with what training reports."""
+
+    table: pa.Table  # the feature columns, ``label`` and ``kind`` (the violation type)
+    features: NDArray[np.float64]
+    labels: NDArray[np.int64]
+    window: tuple[object, object] | None  # earliest and latest settle_time
+
+
+def labelled_features(access: SiteAccess) -> Labelled:
+    """Every labelled settlement's features, computed exactly as screening computes them (read
+    through the access gate, purpose ``training``)."""
+    kb, pack = access.home.knowledge_base(), access.home.rule_pack()
     with closing(duckdb.connect()) as db:
         attach_claims(access, db, {**FEATURE_READS, **LABEL_READS})
         evaluate(db, kb, pack)
@@ -53,7 +65,18 @@ def train_node(access: SiteAccess, out: Path, seed: int = 7) -> TrainReport:
         ).to_arrow_table()
         window = db.execute("SELECT min(settle_time), max(settle_time) FROM settlements").fetchone()
     labels = table.column("label").to_numpy().astype(np.int64)
-    trained = train(feature_matrix(table, SPEC), labels, list(SPEC.names), seed)
+    return Labelled(
+        table, feature_matrix(table, SPEC), labels, (window[0], window[1]) if window else None
+    )
+
+
+def train_node(access: SiteAccess, out: Path, seed: int = 7) -> TrainReport:
+    """Train on every labelled settlement of the node and write an unsigned bundle to ``out``."""
+    home = access.home
+    kb, pack = home.knowledge_base(), home.rule_pack()
+    labelled = labelled_features(access)
+    table, labels, window = labelled.table, labelled.labels, labelled.window
+    trained = train(labelled.features, labels, list(SPEC.names), seed)
     kinds = np.array(table.column("kind").to_pylist())[trained.held_out]
     held_labels = labels[trained.held_out]
     model_only = (held_labels == 0) | (kinds == MODEL_ONLY)

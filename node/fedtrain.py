@@ -1,0 +1,157 @@
+"""A node's part in federated bagging: rebuild the global model, evaluate it, boost new trees.
+
+Each training message from the coordinator carries every contribution accepted so far (sealed
+trees, one per member and round). The node:
+
+1. opens each (signed by a member, sealed under the epoch's key for that run and round;
+   anything else is refused) and appends them round by round, senders in fingerprint order,
+   with :func:`fedrisk.models.bagging.merge` — so every node assembles byte-identical models,
+   and a node that missed a round catches up from the same message;
+2. scores its own labelled rows with that global model and reports only
+   :func:`score histograms <fedrisk.models.metrics.score_histograms>` per label, signed;
+3. boosts ``trees`` new trees from the global model on its rows and returns them sealed for the
+   other members (:mod:`fedrisk.crypto.fedseal`).
+
+What leaves the node: the sealed trees (opaque to the coordinator), the histograms and the row
+count. What the node learns: the other members' trees — the global model they all train.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+from numpy.typing import NDArray
+
+from fedrisk.crypto.fedseal import open_from_federation, seal_for_federation
+from fedrisk.crypto.identity import Identity
+from fedrisk.crypto.signed import ReplayGuard, SignedMessageError, sender_of, sign_message
+from fedrisk.models import bagging
+from fedrisk.models.metrics import score_histograms
+from fedrisk.models.tables import read_feature_table
+from fedrisk.models.training import split
+from fedrisk.node.access import SiteAccess
+from fedrisk.node.membership import Membership
+from fedrisk.node.training import labelled_features
+
+TREES = "trees"
+EVALUATION = "evaluation"
+HOLDOUT_SEED = 7
+
+
+@dataclass(frozen=True)
+class LocalData:
+    """The rows a node trains and evaluates on."""
+
+    features: NDArray[np.float64]
+    labels: NDArray[np.int64]
+    names: tuple[str, ...]
+
+    def rows(self, index: NDArray[np.int64]) -> LocalData:
+        return LocalData(self.features[index], self.labels[index], self.names)
+
+    def holdout(self, seed: int = HOLDOUT_SEED) -> tuple[LocalData, LocalData]:
+        """Rows to train on and held-out rows to evaluate on (stratified by label; the same
+        split as local training, validation rows joining the training rows)."""
+        fit, valid, held = split(self.labels, seed)
+        return self.rows(np.sort(np.concatenate([fit, valid]))), self.rows(held)
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One member's sealed trees of one round, as the coordinator relays them."""
+
+    round: int
+    message: bytes
+
+
+@dataclass(frozen=True)
+class RoundReply:
+    """What the node returns for a round: sealed trees (none in the final step) and its signed
+    evaluation of the global model it rebuilt (none before the first trees exist)."""
+
+    trees: bytes | None
+    evaluation: bytes | None
+    rows: int
+
+
+def claims_data(access: SiteAccess) -> LocalData:
+    """The node's labelled settlements, as screening's features (purpose ``training``)."""
+    from fedrisk.models.features import SPEC
+
+    labelled = labelled_features(access)
+    return LocalData(labelled.features, labelled.labels, SPEC.names)
+
+
+def table_data(path: Path, label: str) -> LocalData:
+    """A model owner's numeric table at this node (every column but ``label`` is a feature)."""
+    features, labels, spec = read_feature_table(path, label)
+    return LocalData(features, labels, spec.names)
+
+
+def run_context(membership: Membership, run: str, round_: int) -> str:
+    return membership.context(f"run={run}", f"round={round_}")
+
+
+def global_model(
+    membership: Membership, run: str, contributions: Sequence[Contribution]
+) -> str | None:
+    """The global model after every relayed round (None before the first)."""
+    rounds: dict[int, list[bytes]] = {}
+    for contribution in contributions:
+        rounds.setdefault(contribution.round, []).append(contribution.message)
+    model = None
+    for round_ in sorted(rounds):
+        model = bagging.merge(model, _opened(membership, run, round_, rounds[round_]))
+    return model
+
+
+def train_round(
+    membership: Membership,
+    identity: Identity,
+    data: LocalData,
+    run: str,
+    round_: int,
+    contributions: Sequence[Contribution],
+    trees: int,
+    final: bool = False,
+) -> RoundReply:
+    """The node's step of round ``round_`` (``final``: rebuild and evaluate only): trains on
+    the training rows of ``data``, evaluates on its held-out rows."""
+    model = global_model(membership, run, contributions)
+    context = run_context(membership, run, round_)
+    fit, held = data.holdout()
+    evaluation = None
+    if model is not None:
+        evaluation = sign_message(identity, EVALUATION, context, evaluate(model, held))
+    if final:
+        return RoundReply(None, evaluation, len(fit.labels))
+    new = bagging.train_trees(
+        model, fit.features, fit.labels, trees, feature_names=fit.names, seed=round_
+    )
+    sealed = seal_for_federation(membership.secret, identity, TREES, context, new.encode())
+    return RoundReply(sealed, evaluation, len(fit.labels))
+
+
+def evaluate(model: str, data: LocalData) -> bytes:
+    """The score histograms per label of ``model`` on the node's rows (JSON), nothing per row."""
+    scores = lgb.Booster(model_str=model).predict(data.features)
+    positives, negatives = score_histograms(data.labels, np.asarray(scores, np.float64))
+    return json.dumps({"positives": positives.tolist(), "negatives": negatives.tolist()}).encode()
+
+
+def _opened(membership: Membership, run: str, round_: int, messages: list[bytes]) -> list[str]:
+    """The round's trees, verified and decrypted, one per member, in fingerprint order."""
+    guard, context = ReplayGuard(), run_context(membership, run, round_)
+    by_sender: dict[str, str] = {}
+    for message in messages:
+        sender = membership.member(sender_of(message))
+        if sender.fingerprint in by_sender:
+            raise SignedMessageError(f"two contributions of {sender.site_id} in round {round_}")
+        opened = open_from_federation(membership.secret, message, sender, TREES, context, guard)
+        by_sender[sender.fingerprint] = opened.payload.decode("utf-8")
+    return [by_sender[fingerprint] for fingerprint in sorted(by_sender)]
