@@ -1,0 +1,158 @@
+"""The node's Flower ClientApp: enrollment and federated training, one handler per step.
+
+The SuperNode starts it with ``--node-config``: ``home`` (the node home, required), and for a
+model owner's own features ``table`` and ``label`` (a numeric CSV at this node). It acts as the
+``operator`` role of the node's access policy (``role`` to change it): enrollment under purpose
+``enrollment``, training under ``training``; every read and every refused message is in the
+node's audit log. The node's keys are read from the home (``FEDRISK_NODE_PASSPHRASE`` for a
+sealed one).
+
+Handlers (message types): ``query.identity`` (the node's public identity and the epoch it holds),
+``query.make_epoch`` (key creator only: seal a new epoch to the enrolled members),
+``query.accept_epoch`` (keep the epoch sealed to this node) and ``train`` (one bagging round,
+:mod:`fedrisk.node.fedtrain`). Every reply's payload is a signed message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from flwr.app import Context, Message
+from flwr.clientapp import ClientApp
+
+from fedrisk.crypto.identity import Identity, PublicIdentity
+from fedrisk.crypto.signed import SignedMessageError, sign_message
+from fedrisk.models.errors import FedriskError
+from fedrisk.node.access import Principal, SiteAccess
+from fedrisk.node.fedtrain import Contribution, LocalData, claims_data, table_data, train_round
+from fedrisk.node.home import NodeHome, open_home
+from fedrisk.node.membership import MembershipError, accept_epoch, load, make_epoch, save
+from fedrisk.protos.records import (
+    Value,
+    content,
+    get_bytes,
+    get_bytes_list,
+    get_int,
+    get_int_list,
+    get_str,
+    record,
+)
+
+app = ClientApp()
+ACTOR = "flower-clientapp"
+
+
+@app.query("identity")
+def identity(msg: Message, context: Context) -> Message:
+    """The node's public identity, and which epoch of the federation it holds (0: none)."""
+    home = _home(context)
+    me, federation = _identity(home), get_str(record(msg), "federation")
+    try:
+        held = load(home, federation).epoch
+    except MembershipError:
+        held = 0
+    payload = json.dumps({"identity": me.public.to_json(), "epoch": held}).encode()
+    signed = sign_message(me, "identity", f"federation={federation}", payload)
+    return Message(content=content({"identity": signed}), reply_to=msg)
+
+
+@app.query("make_epoch")
+def make(msg: Message, context: Context) -> Message:
+    """Key creator: a new epoch sealed to every enrolled identity this node trusts."""
+    home, config = _home(context), record(msg)
+    access = _access(home, context, "enrollment")
+    access.require_writes(["federation"])
+    enrolled = [PublicIdentity.from_json(json.loads(b)) for b in get_bytes_list(config, "enrolled")]
+    new = make_epoch(
+        home, _identity(home), get_str(config, "federation"), get_int(config, "epoch"), enrolled
+    )
+    for refused in new.refused:
+        access.refuse("write", "federation", f"no envelope for untrusted {refused}")
+    access.write("federation", len(new.membership.members), lambda: save(home, new.membership))
+    fields: dict[str, Value] = {
+        "recipients": list(new.envelopes),
+        "envelopes": list(new.envelopes.values()),
+        "public_context": new.public_context,
+        "creator": new.membership.creator,
+    }
+    return Message(content=content(fields), reply_to=msg)
+
+
+@app.query("accept_epoch")
+def accept(msg: Message, context: Context) -> Message:
+    """Keep the epoch the key creator sealed to this node (refused, and audited, otherwise)."""
+    home, config = _home(context), record(msg)
+    access = _access(home, context, "enrollment")
+    federation, epoch = get_str(config, "federation"), get_int(config, "epoch")
+    creator, envelope = get_str(config, "creator"), get_bytes(config, "envelope")
+    try:
+        membership = access.write(
+            "federation",
+            1,
+            lambda: accept_epoch(home, _identity(home), creator, federation, epoch, envelope),
+        )
+    except MembershipError as error:
+        access.refuse("write", "federation", str(error))
+        raise
+    fields: dict[str, Value] = {"epoch": membership.epoch, "members": len(membership.members)}
+    return Message(content=content(fields), reply_to=msg)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """One bagging round: rebuild the global model, evaluate it, boost and seal new trees."""
+    home, config = _home(context), record(msg)
+    access = _access(home, context, "training")
+    access.require_writes(["federation"])
+    membership = load(home, get_str(config, "federation"), get_int(config, "epoch"))
+    rounds = get_int_list(config, "contribution_rounds")
+    messages = get_bytes_list(config, "contributions")
+    contributions = [Contribution(r, m) for r, m in zip(rounds, messages, strict=True)]
+    round_ = get_int(config, "round")
+    try:
+        reply = train_round(
+            membership,
+            _identity(home),
+            _data(access, context),
+            get_str(config, "run"),
+            round_,
+            contributions,
+            get_int(config, "trees"),
+            final=bool(get_int(config, "final")),
+        )
+    except SignedMessageError as error:
+        access.refuse("read", "federation", f"round {round_}: {error}")
+        raise
+    access.write("federation", reply.rows, lambda: None)  # what leaves: sealed trees, histograms
+    fields: dict[str, Value] = {"rows": reply.rows}
+    if reply.trees is not None:
+        fields["trees"] = reply.trees
+    if reply.evaluation is not None:
+        fields["evaluation"] = reply.evaluation
+    return Message(content=content(fields), reply_to=msg)
+
+
+def _data(access: SiteAccess, context: Context) -> LocalData:
+    table = context.node_config.get("table")
+    if table:
+        return table_data(Path(str(table)), str(context.node_config.get("label", "label")))
+    return claims_data(access)
+
+
+def _home(context: Context) -> NodeHome:
+    home = context.node_config.get("home")
+    if not home:
+        raise FedriskError("the SuperNode needs --node-config home=<node home>")
+    return open_home(Path(str(home)))
+
+
+def _identity(home: NodeHome) -> Identity:
+    passphrase = os.environ.get("FEDRISK_NODE_PASSPHRASE")
+    return home.identity(passphrase.encode() if passphrase else None)
+
+
+def _access(home: NodeHome, context: Context, purpose: str) -> SiteAccess:
+    role = str(context.node_config.get("role", "operator"))
+    return SiteAccess.open(home, Principal(ACTOR, role), purpose)
