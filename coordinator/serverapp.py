@@ -27,7 +27,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedrisk.coordinator.enrollment import EnrollmentError, enroll, load_registry
 from fedrisk.coordinator.exchange import grid_exchange
-from fedrisk.coordinator.training import Ledger, RoundReport, Settings, run_rounds
+from fedrisk.coordinator.training import Ledger, RoundReport, Settings, publish, run_rounds
 
 app = ServerApp()
 log = logging.getLogger("fedrisk.coordinator")
@@ -64,10 +64,13 @@ def main(grid: Grid, context: Context) -> None:
     if len(enrolled.nodes) < settings.min_nodes:
         raise EnrollmentError(f"{len(enrolled.nodes)} members, fewer than {settings.min_nodes}")
     reports: list[RoundReport] = []
+    bundles: dict[str, str] = {}
     if settings.rounds > 0:
         ledger = Ledger.load(state / f"ledger-{settings.run}-epoch-{enrolled.epoch}.jsonl")
-        reports = run_rounds(exchange, enrolled.nodes, enrolled.epoch, settings, ledger)
-    _write_report(state / f"report-{settings.run}.json", settings, enrolled.epoch, reports)
+        reports, final = run_rounds(exchange, enrolled.nodes, enrolled.epoch, settings, ledger)
+        bundles = publish(exchange, enrolled.nodes, enrolled.epoch, settings, ledger, final)
+    path = state / f"report-{settings.run}.json"
+    _write_report(path, settings, enrolled.epoch, reports, bundles)
 
 
 def _number(config: UserConfig, key: str, default: int) -> int:
@@ -96,11 +99,17 @@ def _wait_for_nodes(grid: Grid, wanted: int, timeout: float) -> list[int]:
         time.sleep(1.0)
 
 
-def _write_report(path: Path, settings: Settings, epoch: int, reports: list[RoundReport]) -> None:
+def _write_report(
+    path: Path,
+    settings: Settings,
+    epoch: int,
+    reports: list[RoundReport],
+    bundles: dict[str, str],
+) -> None:
     rounds = [asdict(report) for report in reports]
     previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     if previous and previous.get("epoch") == epoch:  # a resumed run keeps its earlier rounds
         done = {r["round"] for r in rounds}
         rounds = [r for r in previous["rounds"] if r["round"] not in done] + rounds
-    body = {"settings": asdict(settings), "epoch": epoch, "rounds": rounds}
+    body = {"settings": asdict(settings), "epoch": epoch, "rounds": rounds, "bundles": bundles}
     path.write_text(json.dumps(body, indent=2), encoding="utf-8")

@@ -35,8 +35,20 @@ from fedrisk.crypto.signed import (
     step_context,
     verify_message,
 )
-from fedrisk.models.metrics import HISTOGRAM_BINS, histogram_ap, histogram_auc
-from fedrisk.protos.records import RecordError, Value, content, get_optional_bytes, record
+from fedrisk.models.metrics import (
+    HISTOGRAM_BINS,
+    histogram_ap,
+    histogram_auc,
+    histogram_best_f1_threshold,
+)
+from fedrisk.protos.records import (
+    RecordError,
+    Value,
+    content,
+    get_optional_bytes,
+    get_str,
+    record,
+)
 
 TREES = "trees"
 EVALUATION = "evaluation"
@@ -188,11 +200,13 @@ def run_rounds(
     epoch: int,
     settings: Settings,
     ledger: Ledger,
-) -> list[RoundReport]:
-    """Rounds after the ledger's last completed one, then the final evaluation."""
-    reports = []
+) -> tuple[list[RoundReport], list[Reply]]:
+    """Rounds after the ledger's last completed one, then the final evaluation (whose checked
+    replies are returned too: their histograms are the final model's)."""
+    reports: list[RoundReport] = []
+    last: list[Reply] = []
     for round_ in range(ledger.completed() + 1, settings.rounds + 2):
-        report = one_round(exchange, nodes, epoch, settings, ledger, round_)
+        report, last = one_round(exchange, nodes, epoch, settings, ledger, round_)
         reports.append(report)
         _log(report, settings.rounds)
         if len(report.accepted) < settings.min_nodes:
@@ -200,7 +214,7 @@ def run_rounds(
                 f"round {round_}: {len(report.accepted)} nodes answered, fewer than the minimum"
                 f" of {settings.min_nodes} (dropped: {'; '.join(report.dropped) or 'none'})"
             )
-    return reports
+    return reports, last
 
 
 def one_round(
@@ -210,7 +224,7 @@ def one_round(
     settings: Settings,
     ledger: Ledger,
     round_: int,
-) -> RoundReport:
+) -> tuple[RoundReport, list[Reply]]:
     """Send every member the ledger and the round's task; keep what verifies."""
     started = time.perf_counter()
     final = round_ == settings.rounds + 1
@@ -257,7 +271,52 @@ def one_round(
             ledger.record(round_, reply.sender, reply.trees)
     report.evaluation = federated_evaluation(checked)
     report.seconds = time.perf_counter() - started
-    return report
+    return report, checked
+
+
+def publish(
+    exchange: Exchange,
+    nodes: Mapping[int, PublicIdentity],
+    epoch: int,
+    settings: Settings,
+    ledger: Ledger,
+    final: list[Reply],
+) -> dict[str, str]:
+    """Ask every member to write the final model as an unsigned bundle, with the federation's
+    metrics (from the summed histograms of the final evaluation); returns site → bundle path."""
+    positives = sum((r.positives for r in final), np.zeros(HISTOGRAM_BINS, np.int64))
+    negatives = sum((r.negatives for r in final), np.zeros(HISTOGRAM_BINS, np.int64))
+    metrics = {
+        "auc": histogram_auc(positives, negatives),
+        "pr_auc": histogram_ap(positives, negatives),
+        "threshold": histogram_best_f1_threshold(positives, negatives),
+        "rows_held_out": float(positives.sum() + negatives.sum()),
+        "positives_held_out": float(positives.sum()),
+    }
+    metadata = {"rounds": settings.rounds, "trees_per_round": settings.trees}
+    rounds, messages = zip(*ledger.contributions(), strict=True)
+    fields: dict[str, Value] = {
+        "federation": settings.federation,
+        "epoch": epoch,
+        "run": settings.run,
+        "contribution_rounds": list(rounds),
+        "contributions": list(messages),
+        "positives": positives.tolist(),
+        "negatives": negatives.tolist(),
+        "metrics": json.dumps(metrics),
+        "metadata": json.dumps(metadata),
+    }
+    replies = exchange({node: ("query.publish", content(fields)) for node in nodes})
+    written = {nodes[n].site_id: get_str(record(reply), "bundle") for n, reply in replies.items()}
+    log.info(
+        "published: AUC %.4f, PR-AUC %.4f, threshold %.3f; bundles at %d/%d nodes",
+        metrics["auc"],
+        metrics["pr_auc"],
+        metrics["threshold"],
+        len(written),
+        len(nodes),
+    )
+    return written
 
 
 class TrainingError(RuntimeError):

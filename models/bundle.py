@@ -33,7 +33,7 @@ from fedrisk.crypto.canonical import canonical_json
 from fedrisk.crypto.identity import Identity, PublicIdentity
 from fedrisk.models.errors import FedriskError
 from fedrisk.models.features import FeatureSpec
-from fedrisk.models.metrics import write_curves
+from fedrisk.models.metrics import write_curves, write_histogram_curves
 from fedrisk.models.training import Trained
 
 FILES = ("model.txt", "features.json", "metrics.json", "metadata.json", "roc.png", "pr.png")
@@ -182,17 +182,45 @@ def write_bundle(
     held_out_labels: NDArray[np.int64],
 ) -> Path:
     """Write an unsigned bundle into the new folder ``out`` (refused if it holds files)."""
+    _new_folder(out)
+    trained.booster.save_model(str(out / "model.txt"), num_iteration=trained.booster.best_iteration)
+    _write_json(out, spec, {**trained.metrics, "threshold": trained.threshold}, metadata)
+    title = f"held-out: {len(held_out_labels):,} rows, {int(held_out_labels.sum()):,} positive"
+    write_curves(held_out_labels, trained.held_out_scores, out / "roc.png", out / "pr.png", title)
+    return out
+
+
+def write_federated_bundle(
+    out: Path,
+    model: str,
+    spec: FeatureSpec,
+    metrics: dict[str, Any],
+    metadata: dict[str, Any],
+    histograms: tuple[NDArray[np.int64], NDArray[np.int64]],
+) -> Path:
+    """Write an unsigned bundle of a federated model: its metrics and curves come from the
+    members' summed score histograms (``positives``, ``negatives``), never from rows."""
+    _new_folder(out)
+    (out / "model.txt").write_text(model, encoding="utf-8")
+    _write_json(out, spec, metrics, metadata)
+    positives, negatives = histograms
+    title = f"federation held-out: {int(positives.sum() + negatives.sum()):,} rows"
+    write_histogram_curves(positives, negatives, out / "roc.png", out / "pr.png", title)
+    return out
+
+
+def _new_folder(out: Path) -> None:
     if out.exists() and any(out.iterdir()):
         raise BundleError(f"{out}: not empty; a bundle is written into a new folder")
     out.mkdir(parents=True, exist_ok=True)
-    trained.booster.save_model(str(out / "model.txt"), num_iteration=trained.booster.best_iteration)
-    metrics = {**trained.metrics, "threshold": trained.threshold}
+
+
+def _write_json(
+    out: Path, spec: FeatureSpec, metrics: dict[str, Any], metadata: dict[str, Any]
+) -> None:
     for name, content in (
         ("features.json", spec.to_json()),
         ("metrics.json", metrics),
         ("metadata.json", metadata),
     ):
         (out / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-    title = f"held-out: {len(held_out_labels):,} rows, {int(held_out_labels.sum()):,} positive"
-    write_curves(held_out_labels, trained.held_out_scores, out / "roc.png", out / "pr.png", title)
-    return out

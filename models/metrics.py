@@ -222,7 +222,15 @@ def best_f1_threshold(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
     Only observed scores are candidates. Among equal F1 values the higher threshold wins
     (fewer settlements to inspect).
     """
-    c = _counts(labels, scores)
+    return _best_f1(_counts(labels, scores))
+
+
+def histogram_best_f1_threshold(positives: npt.ArrayLike, negatives: npt.ArrayLike) -> float:
+    """:func:`best_f1_threshold` from summed :func:`score_histograms`: a bin's lower edge."""
+    return _best_f1(_binned(positives, negatives))
+
+
+def _best_f1(c: _Counts) -> float:
     # F1 = 2TP / (2TP + FP + FN) = 2TP / (TP + FP + P); exact integers, so equal ratios tie exactly.
     f1 = 2 * c.tps / (c.tps + c.fps + c.positives)
     return float(c.thresholds[int(np.argmax(f1))])  # argmax: first = highest threshold
@@ -236,7 +244,17 @@ def write_curves(
     The ROC plot shows the chance diagonal and the AUC, the PR plot the fraud rate (the precision
     of a random ranking) as a baseline and the AP. Parent folders are created.
     """
-    c = _counts(labels, scores)  # check the inputs first, even where matplotlib is missing
+    _draw(_counts(labels, scores), roc_png, pr_png, title)  # inputs checked before matplotlib
+
+
+def write_histogram_curves(
+    positives: npt.ArrayLike, negatives: npt.ArrayLike, roc_png: Path, pr_png: Path, title: str
+) -> None:
+    """:func:`write_curves` from summed :func:`score_histograms` (a federation's curves)."""
+    _draw(_binned(positives, negatives), roc_png, pr_png, title)
+
+
+def _draw(c: _Counts, roc_png: Path, pr_png: Path, title: str) -> None:
     from matplotlib.figure import Figure  # lazy: matplotlib is slow to import
 
     roc, pr = _roc(c), _pr(c)

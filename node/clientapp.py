@@ -19,6 +19,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
@@ -26,7 +27,15 @@ from fedrisk.crypto.identity import Identity, PublicIdentity
 from fedrisk.crypto.signed import SignedMessageError, sign_message
 from fedrisk.models.errors import FedriskError
 from fedrisk.node.access import Principal, SiteAccess
-from fedrisk.node.fedtrain import Contribution, LocalData, claims_data, table_data, train_round
+from fedrisk.node.fedtrain import (
+    Contribution,
+    LocalData,
+    Published,
+    claims_data,
+    publish,
+    table_data,
+    train_round,
+)
 from fedrisk.node.home import NodeHome, open_home
 from fedrisk.node.membership import MembershipError, accept_epoch, load, make_epoch, save
 from fedrisk.protos.records import (
@@ -132,6 +141,31 @@ def train(msg: Message, context: Context) -> Message:
     if reply.evaluation is not None:
         fields["evaluation"] = reply.evaluation
     return Message(content=content(fields), reply_to=msg)
+
+
+@app.query("publish")
+def publish_model(msg: Message, context: Context) -> Message:
+    """Write the run's final model as an unsigned bundle under
+    ``HOME/federation/<federation>/bundles/<run>-epoch-<n>/`` for the model owner to sign."""
+    home, config = _home(context), record(msg)
+    access = _access(home, context, "training")
+    membership = load(home, get_str(config, "federation"), get_int(config, "epoch"))
+    run = get_str(config, "run")
+    rounds = get_int_list(config, "contribution_rounds")
+    messages = get_bytes_list(config, "contributions")
+    contributions = [Contribution(r, m) for r, m in zip(rounds, messages, strict=True)]
+    published = Published(
+        np.asarray(get_int_list(config, "positives"), np.int64),
+        np.asarray(get_int_list(config, "negatives"), np.int64),
+        json.loads(get_str(config, "metrics")),
+        json.loads(get_str(config, "metadata")),
+    )
+    folder = home.root / "federation" / membership.federation / "bundles"
+    out = folder / f"{run}-epoch-{membership.epoch}"
+    bundle = access.write(
+        "federation", 1, lambda: publish(membership, run, contributions, published, out)
+    )
+    return Message(content=content({"bundle": str(bundle)}), reply_to=msg)
 
 
 def _data(access: SiteAccess, context: Context) -> LocalData:

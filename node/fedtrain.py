@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import lightgbm as lgb
@@ -31,6 +32,8 @@ from fedrisk.crypto.fedseal import open_from_federation, seal_for_federation
 from fedrisk.crypto.identity import Identity
 from fedrisk.crypto.signed import ReplayGuard, SignedMessageError, sender_of, sign_message
 from fedrisk.models import bagging
+from fedrisk.models.bundle import write_federated_bundle
+from fedrisk.models.features import FeatureSpec
 from fedrisk.models.metrics import score_histograms
 from fedrisk.models.tables import read_feature_table
 from fedrisk.models.training import split
@@ -49,10 +52,10 @@ class LocalData:
 
     features: NDArray[np.float64]
     labels: NDArray[np.int64]
-    names: tuple[str, ...]
+    spec: FeatureSpec
 
     def rows(self, index: NDArray[np.int64]) -> LocalData:
-        return LocalData(self.features[index], self.labels[index], self.names)
+        return LocalData(self.features[index], self.labels[index], self.spec)
 
     def holdout(self, seed: int = HOLDOUT_SEED) -> tuple[LocalData, LocalData]:
         """Rows to train on and held-out rows to evaluate on (stratified by label; the same
@@ -84,13 +87,13 @@ def claims_data(access: SiteAccess) -> LocalData:
     from fedrisk.models.features import SPEC
 
     labelled = labelled_features(access)
-    return LocalData(labelled.features, labelled.labels, SPEC.names)
+    return LocalData(labelled.features, labelled.labels, SPEC)
 
 
 def table_data(path: Path, label: str) -> LocalData:
     """A model owner's numeric table at this node (every column but ``label`` is a feature)."""
     features, labels, spec = read_feature_table(path, label)
-    return LocalData(features, labels, spec.names)
+    return LocalData(features, labels, spec)
 
 
 def run_context(membership: Membership, run: str, round_: int) -> str:
@@ -131,7 +134,7 @@ def train_round(
     if final:
         return RoundReply(None, evaluation, len(fit.labels))
     new = bagging.train_trees(
-        model, fit.features, fit.labels, trees, feature_names=fit.names, seed=round_
+        model, fit.features, fit.labels, trees, feature_names=fit.spec.names, seed=round_
     )
     sealed = seal_for_federation(membership.secret, identity, TREES, context, new.encode())
     return RoundReply(sealed, evaluation, len(fit.labels))
@@ -155,3 +158,37 @@ def _opened(membership: Membership, run: str, round_: int, messages: list[bytes]
         opened = open_from_federation(membership.secret, message, sender, TREES, context, guard)
         by_sender[sender.fingerprint] = opened.payload.decode("utf-8")
     return [by_sender[fingerprint] for fingerprint in sorted(by_sender)]
+
+
+@dataclass(frozen=True)
+class Published:
+    """What the coordinator announces once the rounds are done: the federation's metrics from
+    the summed held-out histograms, and what the model's metadata records."""
+
+    positives: NDArray[np.int64]
+    negatives: NDArray[np.int64]
+    metrics: dict[str, float]
+    metadata: dict[str, object]
+
+
+def publish(
+    membership: Membership,
+    run: str,
+    contributions: Sequence[Contribution],
+    published: Published,
+    out: Path,
+) -> Path:
+    """Write the final global model as an unsigned bundle into ``out`` for the model owner to
+    sign (``fedrisk model sign``). Every member writes the same model, metrics and metadata."""
+    model = global_model(membership, run, contributions)
+    if model is None:
+        raise SignedMessageError(f"run {run} has no contributions to publish")
+    metadata = {
+        **published.metadata,
+        "source": f"federation {membership.federation} epoch {membership.epoch} run {run}",
+        "members": sorted(member.site_id for member in membership.members),
+        "lightgbm": version("lightgbm"),
+    }
+    histograms = (published.positives, published.negatives)
+    spec = FeatureSpec(tuple(bagging.feature_names(model)))
+    return write_federated_bundle(out, model, spec, published.metrics, metadata, histograms)

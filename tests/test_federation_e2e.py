@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from fedrisk.crypto import he
+from fedrisk.crypto.identity import Identity
 from fedrisk.deploy.local import LocalFederation
+from fedrisk.models.bundle import sign_bundle
+from fedrisk.node import registry
 from fedrisk.node.home import NodeHome, init_home
+from tests.nodes import operator
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "deploy" / "app"
@@ -77,3 +83,25 @@ def test_enrollment_and_bagging_rounds_over_flower(tmp_path: Path) -> None:
             data = path.read_bytes()
             for marker in (b"Tree=", b"threshold=", b"leaf_value=", secret["secret"].encode()):
                 assert marker not in data, (path, marker)
+    _signed_into_every_registry(homes, report, tmp_path)
+
+
+def _signed_into_every_registry(
+    homes: list[NodeHome], report: dict[str, Any], tmp_path: Path
+) -> None:
+    """Every member wrote the same model; the model owner signs one, every node verifies it."""
+    bundles = [Path(report["bundles"][home.site_id]) for home in homes]
+    models = {(b / "model.txt").read_bytes() for b in bundles}
+    metrics = {(b / "metrics.json").read_bytes() for b in bundles}
+    assert len(models) == 1 and len(metrics) == 1
+    assert json.loads(metrics.pop())["auc"] == report["rounds"][-1]["evaluation"]["auc"]
+    owner = Identity.generate("bureau-models")
+    signed = tmp_path / "signed"
+    shutil.copytree(bundles[0], signed)
+    sign_bundle(signed, owner)
+    for home in homes:
+        home.trust_owner(owner.public)
+        pushed = registry.push(operator(home, "models"), signed)
+        registry.activate(operator(home, "models"), pushed.bundle_id)
+        active = registry.active(operator(home, "models"))
+        assert active is not None and active.metadata["members"] == sorted(SITES)

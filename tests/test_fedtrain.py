@@ -11,6 +11,7 @@ import pytest
 
 from fedrisk.coordinator.training import Ledger, Reply, check_reply, federated_evaluation
 from fedrisk.crypto.signed import ReplayGuard, SignedMessageError, sign_message, step_context
+from fedrisk.models.features import FeatureSpec
 from fedrisk.models.metrics import roc_auc
 from fedrisk.node.fedtrain import Contribution, LocalData, global_model, train_round
 from fedrisk.node.home import NodeHome, init_home
@@ -42,7 +43,7 @@ def _data(seed: int, rows: int = 3000) -> LocalData:
     x = rng.normal(size=(rows, 6))
     logit = 1.5 * x[:, 0] - x[:, 1] * x[:, 2] + 0.8 * np.sin(3 * x[:, 3]) - 2.0
     y = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.int64)
-    return LocalData(x, y, tuple(f"f{i}" for i in range(6)))
+    return LocalData(x, y, FeatureSpec(tuple(f"f{i}" for i in range(6))))
 
 
 def _run(
