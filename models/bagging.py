@@ -344,7 +344,9 @@ def _check_arrays(tree: dict[str, str], leaves: int, where: str) -> None:
     for key in _PER_LEAF + _PER_NODE:
         if key in tree:
             want = leaves if key in _PER_LEAF else leaves - 1
-            if len(_floats(tree[key], where)) != want:
+            # LightGBM writes an infinite threshold when a split sends every finite value left.
+            values = _floats(tree[key], where, infinite=key == "threshold")
+            if len(values) != want:
                 raise BaggingError(f"{where}: {key} should hold {want} values")
 
 
@@ -445,11 +447,12 @@ def _ints(values: str, where: str) -> list[int]:
     return [_int(value, where) for value in values.split()]
 
 
-def _floats(values: str, where: str) -> list[float]:
+def _floats(values: str, where: str, infinite: bool = False) -> list[float]:
     try:
         parsed = [float(value) for value in values.split()]
     except ValueError:
         raise BaggingError(f"{where}: a value is not a number") from None
-    if not all(math.isfinite(value) for value in parsed):
+    allowed = (lambda v: not math.isnan(v)) if infinite else math.isfinite
+    if not all(allowed(value) for value in parsed):
         raise BaggingError(f"{where}: a value is not finite")
     return parsed

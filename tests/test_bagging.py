@@ -206,6 +206,7 @@ def test_linear_trees_are_refused(nodes: list[Rows]) -> None:
         (r"left_child=(-?\d+)", "left_child=0", "do not form a tree"),
         (r"split_feature=(\d+)", "split_feature=8", "column the model does not have"),
         (r"leaf_value=\S+", "leaf_value=nan", "not finite"),
+        (r"threshold=\S+", "threshold=nan", "not finite"),
         (r"is_linear=0", "is_linear=0\nleaf_const=1", "unexpected lines"),
         (r"num_leaves=\d+", "num_leaves=2", "num_leaves and leaf_value disagree"),
         (r"internal_count=\d+ ", "internal_count=", "internal_count should hold"),
@@ -222,6 +223,17 @@ def test_merge_refuses_malformed_trees(
     assert broken != contributions[1]
     with pytest.raises(BaggingError, match=message):
         merge(model, [contributions[0], broken])
+
+
+def test_an_infinite_threshold_is_lightgbms_own_and_merges(
+    history: list[tuple[str | None, list[str], str]], held_out: Rows
+) -> None:
+    # LightGBM writes threshold=inf when a split sends every finite value left (seen on claims
+    # features with an open-ended bin); refusing it dropped a node from a real run.
+    model, contributions, _ = history[1]
+    infinite = re.sub(r"threshold=\S+", "threshold=inf", contributions[1], count=1)
+    merged = merge(model, [contributions[0], infinite])
+    assert np.isfinite(_raw(merged, held_out[0])).all()
 
 
 def test_merge_refuses_what_is_not_a_model() -> None:
