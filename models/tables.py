@@ -31,6 +31,10 @@ def read_feature_table(
     if label not in table.column_names:
         raise ContractError(f"{path}: no label column {label!r} (columns: {table.column_names})")
     names = [c for c in table.column_names if c != label]
+    for name in names:  # a column that is empty in every row (a pharmacy's stay lengths)
+        if pa.types.is_null(table.column(name).type):
+            index = table.column_names.index(name)
+            table = table.set_column(index, name, table.column(name).cast(pa.float64()))
     for name in [label, *names]:
         column = table.column(name)
         if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pv
 from numpy.typing import NDArray
 
 from fedrisk.models.bundle import write_bundle
@@ -99,3 +100,15 @@ def train_node(access: SiteAccess, out: Path, seed: int = 7) -> TrainReport:
     }
     write_bundle(out, trained, SPEC, metadata, held_labels)
     return TrainReport(out, trained.metrics, table.num_rows, int(labels.sum()))
+
+
+def write_feature_table(access: SiteAccess, out: Path) -> int:
+    """The labelled settlements' features and label as a numeric CSV (no identifiers, no
+    settlement ids: the table ``fedrisk model train --table`` and federated runs read); the
+    number of rows written."""
+    labelled = labelled_features(access)
+    columns = {name: labelled.features[:, i] for i, name in enumerate(SPEC.names)}
+    table = pa.table({**columns, "label": labelled.labels})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pv.write_csv(table, out)
+    return int(table.num_rows)

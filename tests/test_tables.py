@@ -55,3 +55,11 @@ def test_train_on_a_table_writes_a_complete_bundle(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     assert "auc 0.9" in result.output or "auc 1.0" in result.output
+
+
+def test_a_column_empty_in_every_row_is_all_missing(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("a,stay,label\n1.5,,0\n2.5,,1\n", encoding="utf-8")
+    features, labels, spec = read_feature_table(path, "label")
+    assert spec.names == ("a", "stay")
+    assert np.isnan(features[:, 1]).all() and labels.tolist() == [0, 1]

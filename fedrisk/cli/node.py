@@ -36,6 +36,7 @@ from fedrisk.node.screen import STAGES as SCREEN_STAGES
 from fedrisk.node.screen import ScreenReport, screen_node
 from fedrisk.node.serve import TlsFiles, serve_until_signalled, start
 from fedrisk.node.status import store_counts
+from fedrisk.node.training import write_feature_table
 
 app = typer.Typer(
     help="Run a node: initialise its home, ingest settlement exports, screen them.",
@@ -141,6 +142,22 @@ def screen_command(
     console.print(
         f"{node.site_id}: {report.flags:,} flags in {report.out} ({report.seconds:.2f} s)"
     )
+
+
+@app.command("features")
+def features_command(
+    home: HomeOption,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the table (CSV).")],
+    as_role: OperatorRole = "operator",
+) -> None:
+    """Export the labelled settlements' model features and label as a numeric CSV (no IDs)."""
+    try:
+        node = open_home(home)
+        with console.status("computing features …"):
+            rows = write_feature_table(open_access(node, as_role, "training"), out)
+    except FedriskError as error:
+        raise fail(error) from None
+    console.print(f"{node.site_id}: {rows:,} labelled rows written to {out}")
 
 
 @app.command("status")
