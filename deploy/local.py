@@ -387,6 +387,12 @@ class LocalFederation:
             status_details=details,
         )
 
+    def stop_run(self, run_id: int) -> None:
+        """Stop a running run at the SuperLink (``flwr stop``): its ServerApp process ends."""
+        done = self._flwr("stop", str(run_id), self.name)
+        if done.returncode != 0:
+            raise FederationError(f"flwr stop {run_id} failed:\n{done.stdout}{done.stderr}")
+
     def pids(self) -> set[int]:
         """Live processes of this federation, found by its marker (SuperExecs, apps, CLIs)."""
         return _marked_pids(f"{MARKER_VAR}={self.marker}".encode())
