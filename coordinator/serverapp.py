@@ -63,14 +63,18 @@ def main(grid: Grid, context: Context) -> None:
         (state / f"he-public-epoch-{enrolled.epoch}.bin").write_bytes(enrolled.public_context)
     if len(enrolled.nodes) < settings.min_nodes:
         raise EnrollmentError(f"{len(enrolled.nodes)} members, fewer than {settings.min_nodes}")
-    reports: list[RoundReport] = []
-    bundles: dict[str, str] = {}
+    path = state / f"report-{settings.run}.json"
     if settings.rounds > 0:
         ledger = Ledger.load(state / f"ledger-{settings.run}-epoch-{enrolled.epoch}.jsonl")
-        reports, final = run_rounds(exchange, enrolled.nodes, enrolled.epoch, settings, ledger)
+
+        def written(report: RoundReport) -> None:  # each round, so a stopped run keeps its own
+            _write_report(path, settings, enrolled.epoch, [report], {})
+
+        _, final = run_rounds(exchange, enrolled.nodes, enrolled.epoch, settings, ledger, written)
         bundles = publish(exchange, enrolled.nodes, enrolled.epoch, settings, ledger, final)
-    path = state / f"report-{settings.run}.json"
-    _write_report(path, settings, enrolled.epoch, reports, bundles)
+        _write_report(path, settings, enrolled.epoch, [], bundles)
+    else:
+        _write_report(path, settings, enrolled.epoch, [], {})
 
 
 def _number(config: UserConfig, key: str, default: int) -> int:
@@ -106,10 +110,14 @@ def _write_report(
     reports: list[RoundReport],
     bundles: dict[str, str],
 ) -> None:
+    """Add ``reports`` (and ``bundles``) to the run's report: rounds of earlier attempts of the
+    same run and epoch stay, a round run again replaces its earlier report."""
     rounds = [asdict(report) for report in reports]
     previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    if previous and previous.get("epoch") == epoch:  # a resumed run keeps its earlier rounds
+    if previous and previous.get("epoch") == epoch:
         done = {r["round"] for r in rounds}
         rounds = [r for r in previous["rounds"] if r["round"] not in done] + rounds
+        bundles = bundles or previous.get("bundles", {})
+    rounds.sort(key=lambda r: int(r["round"]))
     body = {"settings": asdict(settings), "epoch": epoch, "rounds": rounds, "bundles": bundles}
     path.write_text(json.dumps(body, indent=2), encoding="utf-8")

@@ -19,7 +19,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,15 +200,18 @@ def run_rounds(
     epoch: int,
     settings: Settings,
     ledger: Ledger,
+    on_round: Callable[[RoundReport], None] = lambda report: None,
 ) -> tuple[list[RoundReport], list[Reply]]:
     """Rounds after the ledger's last completed one, then the final evaluation (whose checked
-    replies are returned too: their histograms are the final model's)."""
+    replies are returned too: their histograms are the final model's); ``on_round`` sees each
+    round's report as soon as the round is over."""
     reports: list[RoundReport] = []
     last: list[Reply] = []
     for round_ in range(ledger.completed() + 1, settings.rounds + 2):
         report, last = one_round(exchange, nodes, epoch, settings, ledger, round_)
         reports.append(report)
         _log(report, settings.rounds)
+        on_round(report)
         if len(report.accepted) < settings.min_nodes:
             raise TrainingError(
                 f"round {round_}: {len(report.accepted)} nodes answered, fewer than the minimum"

@@ -133,8 +133,9 @@ def train_round(
         evaluation = sign_message(identity, EVALUATION, context, evaluate(model, held))
     if final:
         return RoundReply(None, evaluation, len(fit.labels))
+    params = bagging.member_params(len(membership.members))
     new = bagging.train_trees(
-        model, fit.features, fit.labels, trees, feature_names=fit.spec.names, seed=round_
+        model, fit.features, fit.labels, trees, params, fit.spec.names, seed=round_
     )
     sealed = seal_for_federation(membership.secret, identity, TREES, context, new.encode())
     return RoundReply(sealed, evaluation, len(fit.labels))

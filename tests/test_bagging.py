@@ -239,3 +239,11 @@ def test_an_infinite_threshold_is_lightgbms_own_and_merges(
 def test_merge_refuses_what_is_not_a_model() -> None:
     with pytest.raises(BaggingError, match="not a LightGBM model"):
         merge(None, ["hello"])
+
+
+def test_a_node_of_m_members_takes_leaves_of_a_mth_of_the_central_size() -> None:
+    from fedrisk.models.bagging import CENTRAL_MIN_LEAF, member_params
+
+    assert member_params(1) == {"min_data_in_leaf": CENTRAL_MIN_LEAF}
+    assert member_params(5) == {"min_data_in_leaf": CENTRAL_MIN_LEAF // 5}
+    assert member_params(100) == {"min_data_in_leaf": 2}  # never one row's own leaf
