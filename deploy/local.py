@@ -84,6 +84,8 @@ from fedrisk.deploy.pki import NodeKey, TlsFiles, make_node_key, make_tls
 ConfigValue = str | int | float
 """A value of ``--node-config`` / ``--run-config``: bool, int, float or str (as in TOML)."""
 
+APP_DIR = Path(__file__).resolve().parent / "app"
+"""fedrisk's Flower App (its pyproject.toml only: the components are installed modules)."""
 HOST = "127.0.0.1"
 MARKER_VAR = "FEDRISK_LOCAL_FEDERATION"
 """Environment variable set in every process of a federation, to find them all at the end."""
@@ -188,6 +190,7 @@ class LocalFederation:
         workdir: Path | None = None,
         name: str = "fedrisk-local",
         startup_timeout: float = 60.0,
+        database: bool = True,
     ) -> None:
         if not _NAME.match(name):
             raise ValueError(f"federation name {name!r}: letters, digits, '_', '-'")
@@ -198,6 +201,9 @@ class LocalFederation:
         self.startup_timeout = startup_timeout
         self.flwr_home = self.workdir / "flwr-home"
         self.logs = self.workdir / "logs"
+        # The SuperLink's state (registered keys, runs, every message it relays) in SQLite, as a
+        # deployment keeps it: it survives a restart, and tests can read what the SuperLink got.
+        self.database = self.workdir / "superlink.db" if database else None
         self.marker = uuid.uuid4().hex
         self.bin_dir = Path(sys.executable).parent  # not resolved: keep the venv's bin dir
         self._initial_configs = list(node_configs)
@@ -439,6 +445,8 @@ class LocalFederation:
                 "--host", HOST,
                 "--port", str(self._superlink_port),
             ]  # fmt: skip
+            if self.database is not None:
+                argv += ["--database", str(self.database)]
             offset = _size(self.superlink_log)
             self._superlink = self._spawn(argv, self.superlink_log)
             if self._await_bound(self._superlink, self.superlink_log, offset, "SuperLink"):

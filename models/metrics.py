@@ -294,3 +294,24 @@ def _save(fig: Figure, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png")
     fig.clear()
+
+
+def write_rounds_plot(
+    rounds: list[int], aucs: list[float], pr_aucs: list[float], png: Path, title: str
+) -> None:
+    """The federation's held-out AUC and AP after each round, as one PNG (a training report)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.add_subplot()
+    ax.plot(rounds, aucs, marker="o", color="C0", label="ROC AUC")
+    ax.plot(rounds, pr_aucs, marker="s", color="C1", label="AP (PR-AUC)")
+    ax.set(
+        xlabel="trees of rounds 1 … n (the final model on the right)",
+        ylabel="on the members' held-out rows",
+        ylim=(0.0, 1.01),
+        title=title,
+    )
+    ax.set_xticks(rounds)
+    ax.legend(loc="lower right")
+    _save(fig, png)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import itertools
 from pathlib import Path
 
 import pytest
@@ -73,20 +75,55 @@ def test_missing_column_refuses_the_file(sample_dir: Path, tmp_path: Path) -> No
     assert counts(open_home(home)).settlements == 0
 
 
-def test_demo_generates_initialises_and_ingests_every_site(tmp_path: Path) -> None:
+@pytest.mark.federation
+def test_demo_generates_ingests_trains_over_flower_and_screens(tmp_path: Path) -> None:
     work = tmp_path / "w"
-    args = ["demo", "--sites", "3", "--settlements", "400", "--workdir", str(work)]
+    args = ["demo", "--sites", "3", "--settlements", "1500", "--workdir", str(work)]
+    args += ["--rounds", "2"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     homes = sorted(p.parent.name for p in work.glob("*/config.toml"))
     assert len(homes) == 3
     for site in homes:
         assert site in result.output
-        assert counts(open_home(work / site)).settlements > 100
-        assert (work / site / "flags.jsonl").stat().st_size > 0
+        assert counts(open_home(work / site)).settlements > 500
+        flags = (work / site / "flags.jsonl").read_text(encoding="utf-8")
+        assert '"rule_id":"model"' in flags.replace(" ", "")  # the federated model screened
+    assert "federated training over Flower" in result.output and "final" in result.output
+    assert list((work / "federation").glob("rounds-*.png"))
     assert "screening: flags per rule and site" in result.output
-    again = runner.invoke(app, args)
+    _nothing_readable_reached_the_superlink(work)
+    again = runner.invoke(app, [*args[:-2], "--rounds", "1"])
     assert again.exit_code == 0 and again.output.count("already ingested") >= 3
+
+
+def _nothing_readable_reached_the_superlink(work: Path) -> None:
+    """Every message the SuperLink relayed (its database) and everything the coordinator kept:
+    no tree, no raw or pseudonymous patient ID, no trace code, no amount."""
+    import duckdb
+
+    secrets: set[bytes] = {b"Tree=", b"threshold=", b"leaf_value="}
+    for site in (p.parent for p in work.glob("*/config.toml")):
+        with (work / "data" / site.name / "settlements.csv").open(encoding="utf-8") as handle:
+            for row in itertools.islice(csv.DictReader(handle), 200):
+                secrets.add(row["patient_id"].encode())
+                if len(row["total_amount"]) >= 7:  # e.g. 1234.56: shorter ones occur by chance
+                    secrets.add(row["total_amount"].encode())
+        with duckdb.connect(str(site / "store.duckdb"), read_only=True) as db:
+            for pseudonym, trace in db.execute(
+                "SELECT s.patient_pseudonym, l.trace_code FROM settlements s JOIN lines l"
+                " USING (settlement_id) WHERE l.trace_code IS NOT NULL LIMIT 200"
+            ).fetchall():
+                secrets |= {str(pseudonym).encode(), str(trace).encode()}
+    # SQLite keeps recent writes in the -wal file: read the database with all its files.
+    received = sorted((work / "federation" / "flower").glob("superlink.db*"))
+    relayed = b"".join(path.read_bytes() for path in received)
+    assert relayed.count(b"FRS1") > 10  # the capture holds the signed messages it relayed
+    received += [p for p in (work / "federation" / "coordinator").rglob("*") if p.is_file()]
+    for path in received:
+        data = path.read_bytes()
+        leaked = sorted(s.decode() for s in secrets if s and s in data)
+        assert not leaked, (path, leaked[:5])
 
 
 def test_demo_takes_contract_data_from_a_folder(sample_dir: Path, tmp_path: Path) -> None:

@@ -11,15 +11,19 @@ from rich.table import Table
 
 from fedrisk.cli.access import open_access
 from fedrisk.cli.data import generate_with_progress, summary_table
-from fedrisk.cli.demomodel import demo_owner, local_model, models_table
+from fedrisk.cli.demofed import federated_model, rounds_table
+from fedrisk.cli.demomodel import demo_owner
 from fedrisk.cli.node import ingest_node, screen_with_progress
 from fedrisk.cli.render import console, fail, ingest_summary_line
+from fedrisk.deploy.local import FederationError
 from fedrisk.models.errors import ContractError, FedriskError
 from fedrisk.models.rules.catalogue import CATALOGUE
 from fedrisk.models.rules.pack import RulePack
 from fedrisk.node.home import CONFIG_FILE, init_home, open_home
 from fedrisk.node.ingest import IngestReport
 from fedrisk.node.screen import ScreenReport
+
+MIN_NODES = 2
 
 
 def demo_command(
@@ -35,9 +39,13 @@ def demo_command(
         int, typer.Option("--settlements", min=100, help="Mean settlements per generated site.")
     ] = 20_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated data.")] = 7,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Federated rounds.")] = 3,
+    trees: Annotated[int, typer.Option("--trees", min=1, help="Trees per node and round.")] = 10,
 ) -> None:
-    """Generate (or take) data for N sites, start one node per site under WORKDIR, ingest, train
-    and activate a local risk model, and screen each; flags go to WORKDIR/<site_id>/flags.jsonl."""
+    """Generate (or take) data for N sites, start one node per site under WORKDIR and ingest;
+    train one risk model over a real local Flower federation (SuperLink and one SuperNode per
+    site, TLS, node authentication), sign and activate it at every node, and screen each; flags
+    go to WORKDIR/<site_id>/flags.jsonl, the training curve to WORKDIR/federation/."""
     try:
         if data is None:
             data = workdir / "data"
@@ -49,8 +57,7 @@ def demo_command(
         console.print(rejects_table(reports))
         for site, report in reports.items():
             console.print(ingest_summary_line(site, report), soft_wrap=True)
-        owner = demo_owner(workdir)
-        console.print(models_table([local_model(workdir, site, owner) for site in site_dirs]))
+        federate(workdir, site_dirs, rounds, trees)
         screens = {site: screen_site(workdir, site) for site in site_dirs}
     except FedriskError as error:
         raise fail(error) from None
@@ -58,6 +65,25 @@ def demo_command(
     console.print(flags_table(screens, pack))
     for site, screen in screens.items():
         console.print(f"{site}: {screen.flags:,} flags in {screen.out}", soft_wrap=True)
+
+
+def federate(workdir: Path, site_dirs: dict[str, Path], rounds: int, trees: int) -> None:
+    """The federated model, when at least two sites have labels to learn from."""
+    labelled = [site for site, folder in site_dirs.items() if (folder / "labels.csv").is_file()]
+    if len(labelled) < MIN_NODES:
+        console.print(
+            f"federated training skipped: it needs labelled settlements at {MIN_NODES} sites or "
+            f"more, and {len(labelled)} of {len(site_dirs)} have labels.csv; screening uses the "
+            "rules (and any model already active)"
+        )
+        return
+    console.rule(f"federated training: {len(labelled)} nodes over a local Flower federation")
+    try:
+        with console.status("SuperLink, SuperNodes, enrollment, rounds …"):
+            trained = federated_model(workdir, labelled, demo_owner(workdir), rounds, trees)
+    except FederationError as error:
+        raise FedriskError(f"federated training failed: {error}") from None
+    console.print(rounds_table(trained))
 
 
 def contract_sites(data: Path) -> dict[str, Path]:

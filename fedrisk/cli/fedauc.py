@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pv
 from numpy.typing import NDArray
 
-from fedrisk.deploy.local import ConfigValue, LocalFederation
+from fedrisk.deploy.local import APP_DIR, ConfigValue, LocalFederation
 from fedrisk.models import bagging
 from fedrisk.models.features import FeatureSpec
 from fedrisk.models.metrics import average_precision, roc_auc
@@ -33,7 +33,6 @@ from fedrisk.models.tables import read_feature_table
 from fedrisk.models.training import split
 from fedrisk.node.home import NodeHome, init_home
 
-APP = Path(__file__).resolve().parent.parent / "deploy" / "app"
 HOLDOUT_SEED = 7  # the nodes' own split (fedrisk.node.fedtrain.HOLDOUT_SEED)
 
 
@@ -163,7 +162,7 @@ def _federated(
         "round-timeout": 600,
     }
     with LocalFederation(configs, workdir=workdir / "flower") as federation:
-        federation.run(APP, run_config, timeout=600 + 120 * rounds).check()
+        federation.run(APP_DIR, run_config, timeout=600 + 120 * rounds).check()
     report: dict[str, Any] = json.loads((state / "report-auc.json").read_text())
     bundle = Path(str(report["bundles"][homes[0].site_id]))
     model = (bundle / "model.txt").read_text(encoding="utf-8")
