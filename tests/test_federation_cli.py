@@ -1,0 +1,54 @@
+"""The operators' federation commands against a real local SuperLink: trust, train, rotate,
+status (the new epoch replaces the old at every node, and training then uses it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fedrisk.cli.main import app
+from fedrisk.deploy.local import LocalFederation
+from fedrisk.node.home import init_home
+from tests.test_federation_e2e import _table
+
+pytestmark = pytest.mark.federation
+runner = CliRunner()
+
+
+def test_trust_train_rotate_and_status(tmp_path: Path) -> None:
+    homes = [init_home(tmp_path / site, site) for site in ("H1", "P1")]
+    for home in homes:
+        other = next(h for h in homes if h is not home)
+        exported = tmp_path / f"{other.site_id}.identity.json"
+        exported.write_text(json.dumps(other.public_identity().to_json()), encoding="utf-8")
+        trusted = runner.invoke(
+            app, ["federation", "trust", str(exported), "--home", str(home.root)]
+        )
+        assert trusted.exit_code == 0 and "now trusted" in trusted.output, trusted.output
+    configs = []
+    for i, home in enumerate(homes):
+        _table(tmp_path / f"{home.site_id}.csv", seed=i, rows=900)
+        configs.append({"home": str(home.root), "table": str(tmp_path / f"{home.site_id}.csv")})
+    state = tmp_path / "coordinator"
+    with LocalFederation(configs, workdir=tmp_path / "flower") as federation:
+        env = {"FLWR_HOME": str(federation.flwr_home)}
+        common = ["--superlink", federation.name, "--state-dir", str(state), "--nodes", "2"]
+        train = ["federation", "train", *common, "--federation", "demo", "--rounds", "1"]
+        train += ["--trees", "3", "--key-creator", "H1"]
+        first = runner.invoke(app, [*train, "--run", "a"], env=env)
+        assert first.exit_code == 0, first.output
+        assert "unsigned bundle" in first.output
+        rotate = ["federation", "rotate", *common, "--federation", "demo", "--key-creator", "P1"]
+        rotated = runner.invoke(app, rotate, env=env)
+        assert rotated.exit_code == 0 and "epoch 2 is in use" in rotated.output, rotated.output
+        second = runner.invoke(app, [*train, "--run", "b"], env=env)
+        assert second.exit_code == 0, second.output
+    assert json.loads((state / "report-b.json").read_text())["epoch"] == 2
+    status = runner.invoke(
+        app, ["federation", "status", "--home", str(homes[0].root), "--federation", "demo"]
+    )
+    assert status.exit_code == 0 and "epoch 2" in status.output, status.output
+    assert homes[1].public_identity().fingerprint in status.output
