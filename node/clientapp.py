@@ -24,17 +24,17 @@ from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
 from fedrisk.crypto.identity import Identity, PublicIdentity
-from fedrisk.crypto.signed import SignedMessageError, sign_message
+from fedrisk.crypto.signed import sign_message
 from fedrisk.models.errors import FedriskError
 from fedrisk.node.access import Principal, SiteAccess
 from fedrisk.node.fedtrain import (
     Contribution,
     LocalData,
     Published,
+    audited_round,
     claims_data,
     publish,
     table_data,
-    train_round,
 )
 from fedrisk.node.home import NodeHome, open_home
 from fedrisk.node.membership import MembershipError, accept_epoch, load, make_epoch, save
@@ -114,27 +114,21 @@ def train(msg: Message, context: Context) -> Message:
     """One bagging round: rebuild the global model, evaluate it, boost and seal new trees."""
     home, config = _home(context), record(msg)
     access = _access(home, context, "training")
-    access.require_writes(["federation"])
     membership = load(home, get_str(config, "federation"), get_int(config, "epoch"))
     rounds = get_int_list(config, "contribution_rounds")
     messages = get_bytes_list(config, "contributions")
     contributions = [Contribution(r, m) for r, m in zip(rounds, messages, strict=True)]
-    round_ = get_int(config, "round")
-    try:
-        reply = train_round(
-            membership,
-            _identity(home),
-            _data(access, context),
-            get_str(config, "run"),
-            round_,
-            contributions,
-            get_int(config, "trees"),
-            final=bool(get_int(config, "final")),
-        )
-    except SignedMessageError as error:
-        access.refuse("read", "federation", f"round {round_}: {error}")
-        raise
-    access.write("federation", reply.rows, lambda: None)  # what leaves: sealed trees, histograms
+    reply = audited_round(
+        access,
+        membership,
+        _identity(home),
+        _data(access, context),
+        get_str(config, "run"),
+        get_int(config, "round"),
+        contributions,
+        get_int(config, "trees"),
+        final=bool(get_int(config, "final")),
+    )
     fields: dict[str, Value] = {"rows": reply.rows}
     if reply.trees is not None:
         fields["trees"] = reply.trees

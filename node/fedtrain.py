@@ -141,6 +141,30 @@ def train_round(
     return RoundReply(sealed, evaluation, len(fit.labels))
 
 
+def audited_round(
+    access: SiteAccess,
+    membership: Membership,
+    identity: Identity,
+    data: LocalData,
+    run: str,
+    round_: int,
+    contributions: Sequence[Contribution],
+    trees: int,
+    final: bool = False,
+) -> RoundReply:
+    """:func:`train_round` under the node's access policy: what leaves the node is a logged write
+    to ``federation``; a refused contribution (unsigned, tampered, replayed, from a stranger)
+    is logged as a denial, with why, before the error goes back to the coordinator."""
+    access.require_writes(["federation"])
+    try:
+        reply = train_round(membership, identity, data, run, round_, contributions, trees, final)
+    except SignedMessageError as error:
+        access.refuse("read", "federation", f"run {run} round {round_}: {error}")
+        raise
+    access.write("federation", reply.rows, lambda: None)
+    return reply
+
+
 def evaluate(model: str, data: LocalData) -> bytes:
     """The score histograms per label of ``model`` on the node's rows (JSON), nothing per row."""
     scores = lgb.Booster(model_str=model).predict(data.features)

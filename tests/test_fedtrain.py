@@ -145,3 +145,27 @@ def test_a_node_refuses_a_tampered_or_doubled_contribution(
         global_model(membership, "r3", [Contribution(1, bytes(tampered))])
     with pytest.raises(SignedMessageError, match=r"already received|two contributions"):
         global_model(membership, "r3", [Contribution(1, reply.trees)] * 2)
+
+
+def test_a_refused_contribution_is_in_the_nodes_audit_log(
+    federation: list[tuple[NodeHome, Membership]],
+) -> None:
+    from fedrisk.node.access import Principal, SiteAccess
+    from fedrisk.node.auditlog import read_entries
+    from fedrisk.node.fedtrain import audited_round
+
+    (home, membership), data = federation[1], _data(2)
+    access = SiteAccess.open(home, Principal("pytest", "operator"), "training")
+    unsigned = Contribution(1, b"Tree=0\nthreshold=1")
+    with pytest.raises(SignedMessageError):
+        audited_round(access, membership, home.identity(), data, "r4", 2, [unsigned], TREES)
+    last = list(read_entries(home.audit))[-1]
+    assert (last["decision"], last["dataset"], last["purpose"]) == (
+        "denied",
+        "federation",
+        "training",
+    )
+    assert "run r4 round 2" in last["reason"] and "unsigned" in last["reason"]
+    reply = audited_round(access, membership, home.identity(), data, "r4", 1, [], TREES)
+    last = list(read_entries(home.audit))[-1]
+    assert (last["decision"], last["action"], last["rows"]) == ("allowed", "write", reply.rows)
