@@ -4,6 +4,7 @@ status (the new epoch replaces the old at every node, and training then uses it)
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -28,19 +29,27 @@ def test_trust_train_rotate_and_status(tmp_path: Path) -> None:
             app, ["federation", "trust", str(exported), "--home", str(home.root)]
         )
         assert trusted.exit_code == 0 and "now trusted" in trusted.output, trusted.output
+    state = tmp_path / "coordinator"
+    (state / "registry").mkdir(parents=True)  # the bureau registered H1 and P1, nobody else
+    for home in homes:
+        text = json.dumps(home.public_identity().to_json())
+        (state / "registry" / f"{home.site_id}.json").write_text(text, encoding="utf-8")
+    stranger = init_home(tmp_path / "X9", "X9")  # a SuperNode the bureau never registered
     configs = []
-    for i, home in enumerate(homes):
+    for i, home in enumerate([*homes, stranger]):
         _table(tmp_path / f"{home.site_id}.csv", seed=i, rows=900)
         configs.append({"home": str(home.root), "table": str(tmp_path / f"{home.site_id}.csv")})
-    state = tmp_path / "coordinator"
     with LocalFederation(configs, workdir=tmp_path / "flower") as federation:
         env = {"FLWR_HOME": str(federation.flwr_home)}
-        common = ["--superlink", federation.name, "--state-dir", str(state), "--nodes", "2"]
+        common = ["--superlink", federation.name, "--state-dir", str(state), "--nodes", "3"]
         train = ["federation", "train", *common, "--federation", "demo", "--rounds", "1"]
         train += ["--trees", "3", "--key-creator", "H1"]
         first = runner.invoke(app, [*train, "--run", "a"], env=env)
         assert first.exit_code == 0, first.output
         assert "unsigned bundle" in first.output
+        assert re.search(r"\(X9, [0-9a-f]{32}\) is not registered: refused", first.output)
+        assert "X9: unsigned bundle" not in first.output
+        assert not (stranger.secrets / "federation").exists()  # it got no epoch
         rotate = ["federation", "rotate", *common, "--federation", "demo", "--key-creator", "P1"]
         rotated = runner.invoke(app, rotate, env=env)
         assert rotated.exit_code == 0 and "epoch 2 is in use" in rotated.output, rotated.output

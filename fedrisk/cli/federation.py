@@ -118,7 +118,7 @@ def train_command(
     _run_app(superlink, config, timeout)
     report = json.loads((state_dir / f"report-{run}.json").read_text(encoding="utf-8"))
     for site, bundle in sorted(report.get("bundles", {}).items()):
-        console.print(f"{site}: unsigned bundle {bundle}")
+        console.print(f"{site}: unsigned bundle {bundle}", soft_wrap=True)
 
 
 @app.command("rotate")
@@ -154,7 +154,7 @@ def _run_app(superlink: str, config: dict[str, ConfigValue], timeout: float) -> 
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise fail(FedriskError(f"the run did not finish within {timeout:.0f} s")) from None
-    console.print(done.stdout, markup=False, highlight=False, end="")
+    console.print(done.stdout, markup=False, highlight=False, end="", soft_wrap=True)
     started = re.search(r"Successfully started run (\d+)", done.stdout)
     if done.returncode != 0 or started is None:
         raise fail(FedriskError(f"flwr run failed ({done.returncode}): {done.stderr[-2000:]}"))
