@@ -5,6 +5,8 @@ histograms, enrollment replies) travels as a *signed message*:
 
     FRS1 ‖ len(header) ‖ header ‖ payload ‖ Ed25519(sender, "…signed-message\\0" ‖ all before)
 
+(the framing of :mod:`fedrisk.crypto.framing`, which sealed envelopes share)
+
 The header (canonical JSON) names the sender's fingerprint, the ``kind`` of payload, the
 ``context`` it belongs to (federation, epoch, run, round: whatever the step binds to), a random
 id and the SHA-256 of the payload. Flower's own node authentication says which *SuperNode*
@@ -21,18 +23,13 @@ old round replayed into a new one), or already seen (:class:`ReplayGuard`, by me
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 
-from cryptography.exceptions import InvalidSignature
-
-from fedrisk.crypto.canonical import canonical_json
+from fedrisk.crypto import framing
 from fedrisk.crypto.identity import Identity, PublicIdentity
 
 MAGIC = b"FRS1"
-_LENGTH_BYTES = 4
-_SIGNATURE_BYTES = 64
 _SIGNED = b"fedrisk/v1/signed-message\0"
 _FIELDS = ("v", "id", "sender", "kind", "context", "sha256")
 
@@ -54,18 +51,15 @@ class Verified:
 
 def sign_message(sender: Identity, kind: str, context: str, payload: bytes) -> bytes:
     """``payload`` signed by ``sender`` for one ``kind`` of step within one ``context``."""
-    header = canonical_json(
-        {
-            "v": 1,
-            "id": os.urandom(16).hex(),
-            "sender": sender.public.fingerprint,
-            "kind": kind,
-            "context": context,
-            "sha256": hashlib.sha256(payload).hexdigest(),
-        }
-    )
-    body = MAGIC + len(header).to_bytes(_LENGTH_BYTES, "big") + header + payload
-    return body + sender.sign(_SIGNED + body)
+    header = {
+        "v": 1,
+        "id": os.urandom(16).hex(),
+        "sender": sender.public.fingerprint,
+        "kind": kind,
+        "context": context,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+    }
+    return framing.pack(MAGIC, header, payload, sender, _SIGNED)
 
 
 def step_context(federation: str, epoch: int, *step: str | int) -> str:
@@ -76,13 +70,13 @@ def step_context(federation: str, epoch: int, *step: str | int) -> str:
 
 def sender_of(message: bytes) -> str:
     """The fingerprint a message claims as its sender (unverified: to pick the key to verify)."""
-    return _parse(message)[0]["sender"]
+    return str(_parse(message).fields["sender"])
 
 
 def unverified_payload(message: bytes) -> bytes:
     """The payload before any check: only to read a self-signed message's own public key,
     which must then verify it (:func:`verify_message`)."""
-    return _parse(message)[1]
+    return _parse(message).body
 
 
 @dataclass
@@ -101,14 +95,13 @@ def verify_message(
     message: bytes, sender: PublicIdentity, kind: str, context: str, guard: ReplayGuard
 ) -> Verified:
     """Check a message from ``sender`` for this ``kind`` and ``context``, and admit it once."""
-    fields, payload, signature = _parse(message)
+    frame = _parse(message)
+    fields, payload = frame.fields, frame.body
     name = f"message {fields['id']} ({fields['kind']!r} from {fields['sender']})"
     if fields["sender"] != sender.fingerprint:
         raise SignedMessageError(f"{name} is not from {sender.site_id} ({sender.fingerprint})")
-    try:
-        sender.verifier().verify(signature, _SIGNED + message[:-_SIGNATURE_BYTES])
-    except InvalidSignature:
-        raise SignedMessageError(f"{name}: the signature does not verify") from None
+    if not frame.verified_by(sender, _SIGNED):
+        raise SignedMessageError(f"{name}: the signature does not verify")
     if hashlib.sha256(payload).hexdigest() != fields["sha256"]:  # signed, so only a bug here
         raise SignedMessageError(f"{name}: the payload does not match its digest")
     if fields["kind"] != kind:
@@ -122,23 +115,15 @@ def verify_message(
     return Verified(fields["id"], fields["sender"], kind, context, payload)
 
 
-def _parse(message: bytes) -> tuple[dict[str, str], bytes, bytes]:
-    """Header fields, payload and signature; refuses anything malformed."""
-    start = len(MAGIC) + _LENGTH_BYTES
-    if len(message) < start + _SIGNATURE_BYTES or not message.startswith(MAGIC):
-        raise SignedMessageError("not a signed fedrisk message (unsigned, or bad magic)")
-    end = start + int.from_bytes(message[len(MAGIC) : start], "big")
-    if end + _SIGNATURE_BYTES > len(message):
-        raise SignedMessageError("signed message: header length runs past the end")
-    header = message[start:end]
+def _parse(message: bytes) -> framing.Frame:
+    """Split a message; refuses anything malformed, or with other header fields than v1's."""
     try:
-        fields = json.loads(header)
-        if not isinstance(fields, dict) or canonical_json(fields) != header:
-            raise ValueError("header is not canonical JSON")
-        if sorted(fields) != sorted(_FIELDS) or fields["v"] != 1:
-            raise ValueError("header fields are not those of version 1")
-        if not all(isinstance(fields[f], str) for f in _FIELDS if f != "v"):
-            raise ValueError("header fields must be strings")
-    except ValueError as error:
-        raise SignedMessageError(f"signed message: malformed header ({error})") from None
-    return fields, message[end:-_SIGNATURE_BYTES], message[-_SIGNATURE_BYTES:]
+        frame = framing.unpack(message, MAGIC, "signed fedrisk message")
+    except framing.FrameError as error:
+        raise SignedMessageError(str(error)) from None
+    fields = frame.fields
+    if sorted(fields) != sorted(_FIELDS) or fields["v"] != 1:
+        raise SignedMessageError("signed message: header fields are not those of version 1")
+    if not all(isinstance(fields[f], str) for f in _FIELDS if f != "v"):
+        raise SignedMessageError("signed message: header fields must be strings")
+    return frame
