@@ -31,6 +31,7 @@ from fedrisk.node.fedtrain import (
     Contribution,
     LocalData,
     Published,
+    RoundTask,
     audited_round,
     claims_data,
     publish,
@@ -118,17 +119,14 @@ def train(msg: Message, context: Context) -> Message:
     rounds = get_int_list(config, "contribution_rounds")
     messages = get_bytes_list(config, "contributions")
     contributions = [Contribution(r, m) for r, m in zip(rounds, messages, strict=True)]
-    reply = audited_round(
-        access,
-        membership,
-        _identity(home),
-        _data(access, context),
+    task = RoundTask(
         get_str(config, "run"),
         get_int(config, "round"),
         contributions,
         get_int(config, "trees"),
         final=bool(get_int(config, "final")),
     )
+    reply = audited_round(access, membership, _identity(home), _data(access, context), task)
     fields: dict[str, Value] = {"rows": reply.rows}
     if reply.trees is not None:
         fields["trees"] = reply.trees

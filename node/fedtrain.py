@@ -113,53 +113,49 @@ def global_model(
     return model
 
 
+@dataclass(frozen=True)
+class RoundTask:
+    """What the coordinator asks of a node in one round (``final``: rebuild and evaluate)."""
+
+    run: str
+    round: int
+    contributions: Sequence[Contribution]
+    trees: int
+    final: bool = False
+
+
 def train_round(
-    membership: Membership,
-    identity: Identity,
-    data: LocalData,
-    run: str,
-    round_: int,
-    contributions: Sequence[Contribution],
-    trees: int,
-    final: bool = False,
+    membership: Membership, identity: Identity, data: LocalData, task: RoundTask
 ) -> RoundReply:
-    """The node's step of round ``round_`` (``final``: rebuild and evaluate only): trains on
-    the training rows of ``data``, evaluates on its held-out rows."""
-    model = global_model(membership, run, contributions)
-    context = run_context(membership, run, round_)
+    """The node's step of one round: trains on the training rows of ``data``, evaluates on
+    its held-out rows."""
+    model = global_model(membership, task.run, task.contributions)
+    context = run_context(membership, task.run, task.round)
     fit, held = data.holdout()
     evaluation = None
     if model is not None:
         evaluation = sign_message(identity, EVALUATION, context, evaluate(model, held))
-    if final:
+    if task.final:
         return RoundReply(None, evaluation, len(fit.labels))
     params = bagging.member_params(len(membership.members))
     new = bagging.train_trees(
-        model, fit.features, fit.labels, trees, params, fit.spec.names, seed=round_
+        model, fit.features, fit.labels, task.trees, params, fit.spec.names, seed=task.round
     )
     sealed = seal_for_federation(membership.secret, identity, TREES, context, new.encode())
     return RoundReply(sealed, evaluation, len(fit.labels))
 
 
 def audited_round(
-    access: SiteAccess,
-    membership: Membership,
-    identity: Identity,
-    data: LocalData,
-    run: str,
-    round_: int,
-    contributions: Sequence[Contribution],
-    trees: int,
-    final: bool = False,
+    access: SiteAccess, membership: Membership, identity: Identity, data: LocalData, task: RoundTask
 ) -> RoundReply:
     """:func:`train_round` under the node's access policy: what leaves the node is a logged write
     to ``federation``; a refused contribution (unsigned, tampered, replayed, from a stranger)
     is logged as a denial, with why, before the error goes back to the coordinator."""
     access.require_writes(["federation"])
     try:
-        reply = train_round(membership, identity, data, run, round_, contributions, trees, final)
+        reply = train_round(membership, identity, data, task)
     except SignedMessageError as error:
-        access.refuse("read", "federation", f"run {run} round {round_}: {error}")
+        access.refuse("read", "federation", f"run {task.run} round {task.round}: {error}")
         raise
     access.write("federation", reply.rows, lambda: None)
     return reply

@@ -13,7 +13,13 @@ from fedrisk.coordinator.training import Ledger, Reply, check_reply, federated_e
 from fedrisk.crypto.signed import ReplayGuard, SignedMessageError, sign_message, step_context
 from fedrisk.models.features import FeatureSpec
 from fedrisk.models.metrics import roc_auc
-from fedrisk.node.fedtrain import Contribution, LocalData, global_model, train_round
+from fedrisk.node.fedtrain import (
+    Contribution,
+    LocalData,
+    RoundTask,
+    global_model,
+    train_round,
+)
 from fedrisk.node.home import NodeHome, init_home
 from fedrisk.node.membership import Membership, accept_epoch, make_epoch
 
@@ -60,9 +66,8 @@ def _run(
         for (home, membership), rows in zip(federation, data, strict=True):
             final = round_ == ROUNDS + 1
             identity = home.identity()
-            reply = train_round(
-                membership, identity, rows, "r1", round_, contributions, TREES, final
-            )
+            task = RoundTask("r1", round_, contributions, TREES, final)
+            reply = train_round(membership, identity, rows, task)
             wire += [b for b in (reply.trees, reply.evaluation) if b is not None]
             replies.append(check_reply(members, context, reply.trees, reply.evaluation, guard))
         for reply in replies:
@@ -116,7 +121,7 @@ def test_the_coordinator_refuses_replays_strangers_and_unsigned_replies(
 ) -> None:
     (home, membership), data = federation[0], _data(1)
     members = {home.public_identity().fingerprint: home.public_identity()}
-    reply = train_round(membership, home.identity(), data, "r2", 1, [], TREES)
+    reply = train_round(membership, home.identity(), data, RoundTask("r2", 1, [], TREES))
     round_1 = step_context("demo", 1, "run=r2", "round=1")
     guard = ReplayGuard()
     check_reply(members, round_1, reply.trees, None, guard)
@@ -137,7 +142,7 @@ def test_a_node_refuses_a_tampered_or_doubled_contribution(
     federation: list[tuple[NodeHome, Membership]],
 ) -> None:
     (home, membership), data = federation[0], _data(1)
-    reply = train_round(membership, home.identity(), data, "r3", 1, [], TREES)
+    reply = train_round(membership, home.identity(), data, RoundTask("r3", 1, [], TREES))
     assert reply.trees is not None
     tampered = bytearray(reply.trees)
     tampered[-100] ^= 1
@@ -158,7 +163,8 @@ def test_a_refused_contribution_is_in_the_nodes_audit_log(
     access = SiteAccess.open(home, Principal("pytest", "operator"), "training")
     unsigned = Contribution(1, b"Tree=0\nthreshold=1")
     with pytest.raises(SignedMessageError):
-        audited_round(access, membership, home.identity(), data, "r4", 2, [unsigned], TREES)
+        task = RoundTask("r4", 2, [unsigned], TREES)
+        audited_round(access, membership, home.identity(), data, task)
     last = list(read_entries(home.audit))[-1]
     assert (last["decision"], last["dataset"], last["purpose"]) == (
         "denied",
@@ -166,6 +172,7 @@ def test_a_refused_contribution_is_in_the_nodes_audit_log(
         "training",
     )
     assert "run r4 round 2" in last["reason"] and "unsigned" in last["reason"]
-    reply = audited_round(access, membership, home.identity(), data, "r4", 1, [], TREES)
+    task = RoundTask("r4", 1, [], TREES)
+    reply = audited_round(access, membership, home.identity(), data, task)
     last = list(read_entries(home.audit))[-1]
     assert (last["decision"], last["action"], last["rows"]) == ("allowed", "write", reply.rows)
