@@ -76,8 +76,11 @@ def test_missing_column_refuses_the_file(sample_dir: Path, tmp_path: Path) -> No
 
 
 @pytest.mark.federation
-def test_demo_generates_ingests_trains_over_flower_and_screens(tmp_path: Path) -> None:
-    work = tmp_path / "w"
+def test_demo_generates_ingests_trains_over_flower_and_screens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative --workdir, as the README's demo uses
+    work = Path("w")
     args = ["demo", "--sites", "3", "--settlements", "1500", "--workdir", str(work)]
     args += ["--rounds", "2"]
     result = runner.invoke(app, args)

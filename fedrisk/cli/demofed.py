@@ -44,6 +44,7 @@ def federated_model(
     workdir: Path, sites: list[str], owner: Identity, rounds: int, trees: int
 ) -> Trained:
     """Enroll the sites, train over Flower, sign and activate the model at every node."""
+    workdir = workdir.resolve()  # the Flower processes run in folders of their own
     homes = [open_home(workdir / site) for site in sites]
     _trust_each_other(homes)
     root = workdir / "federation"

@@ -98,6 +98,7 @@ def run(
     seed: int = 1,
 ) -> Outcome:
     """Split, train both ways, score both on the same held-out rows."""
+    workdir = workdir.resolve()  # the Flower processes run in folders of their own
     features, labels, spec = read_feature_table(table, label)
     parts = split_table(features, labels, nodes, how, seed)
     held = [p.holdout()[1] for p in parts]
