@@ -38,7 +38,7 @@ from fedrisk.models.metrics import score_histograms
 from fedrisk.models.tables import read_feature_table
 from fedrisk.models.training import split
 from fedrisk.node.access import SiteAccess
-from fedrisk.node.membership import Membership
+from fedrisk.node.membership import Membership, MembershipError
 from fedrisk.node.training import labelled_features
 
 TREES = "trees"
@@ -173,7 +173,10 @@ def _opened(membership: Membership, run: str, round_: int, messages: list[bytes]
     guard, context = ReplayGuard(), run_context(membership, run, round_)
     by_sender: dict[str, str] = {}
     for message in messages:
-        sender = membership.member(sender_of(message))
+        try:
+            sender = membership.member(sender_of(message))
+        except MembershipError as error:  # a node the key creator did not seal the epoch to
+            raise SignedMessageError(f"round {round_}: {error}") from None
         if sender.fingerprint in by_sender:
             raise SignedMessageError(f"two contributions of {sender.site_id} in round {round_}")
         opened = open_from_federation(membership.secret, message, sender, TREES, context, guard)
@@ -204,6 +207,8 @@ def publish(
     model = global_model(membership, run, contributions)
     if model is None:
         raise SignedMessageError(f"run {run} has no contributions to publish")
+    if (out / "model.txt").is_file() and (out / "model.txt").read_text(encoding="utf-8") == model:
+        return out  # published already (the run was resumed after its last step)
     metadata = {
         **published.metadata,
         "source": f"federation {membership.federation} epoch {membership.epoch} run {run}",

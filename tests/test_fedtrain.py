@@ -176,3 +176,35 @@ def test_a_refused_contribution_is_in_the_nodes_audit_log(
     reply = audited_round(access, membership, home.identity(), data, task)
     last = list(read_entries(home.audit))[-1]
     assert (last["decision"], last["action"], last["rows"]) == ("allowed", "write", reply.rows)
+
+
+def test_trees_from_a_node_outside_the_epoch_are_refused(
+    federation: list[tuple[NodeHome, Membership]], tmp_path: Path
+) -> None:
+    from fedrisk.crypto.fedseal import seal_for_federation
+    from fedrisk.node.fedtrain import run_context
+
+    membership, outsider = federation[0][1], init_home(tmp_path / "x", "X9")
+    context = run_context(membership, "r5", 1)
+    # Even holding the secret (a leak, say), a node the epoch does not list is refused.
+    sealed = seal_for_federation(membership.secret, outsider.identity(), "trees", context, b"t")
+    with pytest.raises(SignedMessageError, match="not a member"):
+        global_model(membership, "r5", [Contribution(1, sealed)])
+
+
+def test_publishing_again_after_a_resume_keeps_the_bundle(
+    federation: list[tuple[NodeHome, Membership]], tmp_path: Path
+) -> None:
+    from fedrisk.node.fedtrain import Published, publish
+
+    home, membership = federation[0]
+    reply = train_round(membership, home.identity(), _data(1), RoundTask("r6", 1, [], TREES))
+    assert reply.trees is not None
+    contributions = [Contribution(1, reply.trees)]
+    histogram = np.zeros(1000, np.int64)
+    histogram[[10, 900]] = 5
+    published = Published(histogram, histogram[::-1].copy(), {"auc": 0.9, "threshold": 0.5}, {})
+    first = publish(membership, "r6", contributions, published, tmp_path / "bundle")
+    model = (first / "model.txt").read_bytes()
+    again = publish(membership, "r6", contributions, published, tmp_path / "bundle")
+    assert again == first and (again / "model.txt").read_bytes() == model
