@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from flwr.app import Context, Message
+from flwr.app import ConfigRecord, Context, Message
 from flwr.clientapp import ClientApp
 
 from fedrisk.crypto.identity import Identity, PublicIdentity
@@ -116,9 +116,7 @@ def train(msg: Message, context: Context) -> Message:
     home, config = _home(context), record(msg)
     access = _access(home, context, "training")
     membership = load(home, get_str(config, "federation"), get_int(config, "epoch"))
-    rounds = get_int_list(config, "contribution_rounds")
-    messages = get_bytes_list(config, "contributions")
-    contributions = [Contribution(r, m) for r, m in zip(rounds, messages, strict=True)]
+    contributions = _contributions(config)
     task = RoundTask(
         get_str(config, "run"),
         get_int(config, "round"),
@@ -143,9 +141,7 @@ def publish_model(msg: Message, context: Context) -> Message:
     access = _access(home, context, "training")
     membership = load(home, get_str(config, "federation"), get_int(config, "epoch"))
     run = get_str(config, "run")
-    rounds = get_int_list(config, "contribution_rounds")
-    messages = get_bytes_list(config, "contributions")
-    contributions = [Contribution(r, m) for r, m in zip(rounds, messages, strict=True)]
+    contributions = _contributions(config)
     published = Published(
         np.asarray(get_int_list(config, "positives"), np.int64),
         np.asarray(get_int_list(config, "negatives"), np.int64),
@@ -158,6 +154,13 @@ def publish_model(msg: Message, context: Context) -> Message:
         "federation", 1, lambda: publish(membership, run, contributions, published, out)
     )
     return Message(content=content({"bundle": str(bundle)}), reply_to=msg)
+
+
+def _contributions(config: ConfigRecord) -> list[Contribution]:
+    """The ledger the coordinator relays: every accepted contribution with its round."""
+    rounds = get_int_list(config, "contribution_rounds")
+    messages = get_bytes_list(config, "contributions")
+    return [Contribution(r, m) for r, m in zip(rounds, messages, strict=True)]
 
 
 def _data(access: SiteAccess, context: Context) -> LocalData:
