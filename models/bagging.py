@@ -100,26 +100,6 @@ def member_params(members: int) -> dict[str, object]:
 
 # The lines LightGBM 4 writes for a non-linear tree; anything else is refused, so a peer cannot
 # smuggle in lines that LightGBM's parser (22 lines at most per tree) would read differently.
-_TREE_KEYS = frozenset(
-    {
-        "num_leaves",
-        "num_cat",
-        "split_feature",
-        "split_gain",
-        "threshold",
-        "decision_type",
-        "left_child",
-        "right_child",
-        "leaf_value",
-        "leaf_weight",
-        "leaf_count",
-        "internal_value",
-        "internal_weight",
-        "internal_count",
-        "is_linear",
-        "shrinkage",
-    }
-)
 _PER_LEAF = ("leaf_value", "leaf_weight", "leaf_count")
 _PER_NODE = (
     "split_feature",
@@ -132,6 +112,7 @@ _PER_NODE = (
     "internal_weight",
     "internal_count",
 )
+_TREE_KEYS = frozenset({"num_leaves", "num_cat", "is_linear", "shrinkage", *_PER_LEAF, *_PER_NODE})
 _SCALED = ("leaf_value", "internal_value", "shrinkage")
 _REQUIRED_HEADER = (
     "version",
