@@ -11,7 +11,9 @@ enforces (it refuses a larger coefficient modulus than the table below allows):
 scheme  poly modulus degree N       coefficient modulus
 ======  ==========================  =========================================
 BFV     8192 (8192 slots)           218 bits (SEAL's default for N = 8192);
-                                    plain modulus 1073872897 (prime, ≡ 1 mod 2N)
+                                    plain modulus 576460752303210497 (a 59-bit
+                                    prime ≡ 1 mod 2N: room for masked sums,
+                                    see :mod:`fedrisk.crypto.blindsum`)
 CKKS    8192 (4096 slots)           [60, 40, 40, 60] = 200 bits, scale 2^40
 ======  ==========================  =========================================
 """
@@ -58,7 +60,7 @@ class HeParams:
         return limit is not None and self.coeff_bits <= limit
 
 
-BFV = HeParams(Scheme.BFV, 8192, (43, 43, 44, 44, 44), plain_modulus=1073872897)
+BFV = HeParams(Scheme.BFV, 8192, (43, 43, 44, 44, 44), plain_modulus=576460752303210497)
 CKKS = HeParams(Scheme.CKKS, 8192, (60, 40, 40, 60), scale_bits=40)
 
 
