@@ -9,8 +9,11 @@ sealed one).
 
 Handlers (message types): ``query.identity`` (the node's public identity and the epoch it holds),
 ``query.make_epoch`` (key creator only: seal a new epoch to the enrolled members),
-``query.accept_epoch`` (keep the epoch sealed to this node) and ``train`` (one bagging round,
-:mod:`fedrisk.node.fedtrain`). Every reply's payload is a signed message.
+``query.accept_epoch`` (keep the epoch sealed to this node), ``train`` (one bagging round,
+:mod:`fedrisk.node.fedtrain`) and the three steps of a cross-site matching job,
+``query.match_tokens``, ``query.match_values`` and ``query.match_result``
+(:mod:`fedrisk.node.matching`; the job's name is the policy purpose). Every payload a node
+sends is a signed message.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ from fedrisk.node.fedtrain import (
     table_data,
 )
 from fedrisk.node.home import NodeHome, open_home
+from fedrisk.node.matching.jobs import result_step, token_step, values_step
 from fedrisk.node.membership import MembershipError, accept_epoch, load, make_epoch, save
+from fedrisk.protos.matching import Assignment, MatchTask
 from fedrisk.protos.records import (
     Value,
     content,
@@ -46,6 +51,7 @@ from fedrisk.protos.records import (
     get_bytes_list,
     get_int,
     get_int_list,
+    get_optional_bytes,
     get_str,
     record,
 )
@@ -156,6 +162,59 @@ def publish_model(msg: Message, context: Context) -> Message:
     return Message(content=content({"bundle": str(bundle)}), reply_to=msg)
 
 
+@app.query("match_tokens")
+def match_tokens(msg: Message, context: Context) -> Message:
+    """Matching, step 1: this node's blind tokens for the job, or its refusal (audited)."""
+    return _match_reply("match_tokens", msg, context)
+
+
+@app.query("match_values")
+def match_values(msg: Message, context: Context) -> Message:
+    """Matching, step 2: ciphertexts of this node's values in the slots it was given."""
+    return _match_reply("match_values", msg, context)
+
+
+@app.query("match_result")
+def match_result(msg: Message, context: Context) -> Message:
+    """Matching, step 3: decide from this node's slots and write its flags."""
+    return _match_reply("match_result", msg, context)
+
+
+def match_step(
+    step: str, config: ConfigRecord, home: NodeHome, principal: Principal
+) -> dict[str, Value]:
+    """The reply fields of one matching ``step`` (also what an in-process harness calls)."""
+    task = _task(config)
+    if step == "match_tokens":
+        return dict(token_step(home, _identity(home), principal, task))
+    assignment = _assignment(config)
+    if step == "match_values":
+        return {"values": values_step(home, _identity(home), principal, task, assignment)}
+    results = get_optional_bytes(config, "results")
+    return {"flagged": result_step(home, principal, task, assignment, results)}
+
+
+def _match_reply(step: str, msg: Message, context: Context) -> Message:
+    fields = match_step(step, record(msg), _home(context), _principal(context))
+    return Message(content=content(fields), reply_to=msg)
+
+
+def _task(config: ConfigRecord) -> MatchTask:
+    return MatchTask(
+        get_str(config, "federation"),
+        get_int(config, "epoch"),
+        get_str(config, "run"),
+        get_str(config, "job"),
+        get_str(config, "window"),
+    )
+
+
+def _assignment(config: ConfigRecord) -> Assignment:
+    return Assignment.from_fields(
+        {name: get_bytes(config, name) for name in ("index", "base", "sites", "leader")}
+    )
+
+
 def _contributions(config: ConfigRecord) -> list[Contribution]:
     """The ledger the coordinator relays: every accepted contribution with its round."""
     rounds = get_int_list(config, "contribution_rounds")
@@ -182,6 +241,9 @@ def _identity(home: NodeHome) -> Identity:
     return home.identity(passphrase.encode() if passphrase else None)
 
 
+def _principal(context: Context) -> Principal:
+    return Principal(ACTOR, str(context.node_config.get("role", "operator")))
+
+
 def _access(home: NodeHome, context: Context, purpose: str) -> SiteAccess:
-    role = str(context.node_config.get("role", "operator"))
-    return SiteAccess.open(home, Principal(ACTOR, role), purpose)
+    return SiteAccess.open(home, _principal(context), purpose)

@@ -66,6 +66,19 @@ class Vault:
             return None
         return decrypt(self._key, bytes(row[0]), _aad(VaultEntry(kind, pseudonym, ""))).decode()
 
+    def reveal_many(self, kind: str, pseudonyms: Iterable[str]) -> dict[str, str]:
+        """The raw identifiers behind many pseudonyms of one kind (the matching step's read)."""
+        wanted = set(pseudonyms)
+        with closing(sqlite3.connect(self._path)) as db:
+            rows = db.execute(
+                "SELECT pseudonym, sealed FROM identities WHERE kind = ?", (kind,)
+            ).fetchall()
+        return {
+            p: decrypt(self._key, bytes(sealed), _aad(VaultEntry(kind, p, ""))).decode()
+            for p, sealed in rows
+            if p in wanted
+        }
+
     def count(self) -> int:
         with closing(sqlite3.connect(self._path)) as db:
             return int(db.execute("SELECT count(*) FROM identities").fetchone()[0])
