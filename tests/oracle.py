@@ -14,7 +14,8 @@ settlement that was not accepted; each settlement id they name is reported as ``
 Resolutions of points docs/rules.md leaves open (each is also noted at its rule):
 
 - Times are compared as full datetimes (``admit_time``, ``discharge_time``, ``order_time``,
-  ``settle_time``), not as dates, except where the rule says "date" (stay days, age).
+  ``settle_time``), not as dates, except where the rule says "date" (stay days, age, the
+  ``cross_site_over_quantity`` window).
 - A settlement is identified by ``(site_id, settlement_id)``; the site id is the folder name.
 - A patient is identified by ``patient_id`` and a pharmacist by ``pharmacist_id`` across sites.
 - ``batch_prescribing`` is evaluated per site (it is not one of the cross-site rules); a doctor
@@ -386,10 +387,11 @@ def duplicate_trace_code(data: Dataset) -> set[SettlementKey]:
 def cross_site_over_quantity(data: Dataset, kb: KnowledgeBase) -> set[SettlementKey]:
     """One patient and one drug: a 30-day window from sites ≥ 2 with Σ days > max_days_supply.
 
-    The window starts at a settlement's ``admit_time`` and holds every settlement of that patient
-    with that drug admitted at most 30 days later (inclusive). Taking, for every settlement, the
-    fullest window it starts is enough: any smaller qualifying window lies inside a fuller one
-    that qualifies too, so the union of flagged settlements is the same.
+    The window starts at a settlement's admission *date* and holds every settlement of that
+    patient with that drug admitted at most 30 days later (dates, both ends inclusive). Taking,
+    for every settlement, the fullest window it starts is enough: any smaller qualifying window
+    lies inside a fuller one that qualifies too, so the union of flagged settlements is the
+    same.
     """
     supply: dict[tuple[str, str], dict[SettlementKey, Decimal]] = defaultdict(
         lambda: defaultdict(Decimal)
@@ -402,10 +404,10 @@ def cross_site_over_quantity(data: Dataset, kb: KnowledgeBase) -> set[Settlement
         limit = kb.drugs[code].max_days_supply
         visits = sorted(per_settlement, key=lambda k: data.settlements[k].admit_time)
         for i, first in enumerate(visits):
-            start = data.settlements[first].admit_time
+            start = data.settlements[first].admit_time.date()
             window = []
             for k in visits[i:]:
-                if data.settlements[k].admit_time - start > CROSS_SITE_WINDOW:
+                if data.settlements[k].admit_time.date() - start > CROSS_SITE_WINDOW:
                     break
                 window.append(k)
             sites = {site for site, _ in window}

@@ -327,9 +327,9 @@ def test_cross_site_over_quantity(tmp_path: Path) -> None:
         # one site only
         st("O1", patient_id=p_one_site, admit_time=t0),
         st("O2", patient_id=p_one_site, admit_time=at(t0, days=10)),
-        # 30 days and one minute apart: outside the window
+        # 31 days apart by date: outside the window (30 days and a minute is inside: dates)
         st("L1", patient_id=p_late, admit_time=t0),
-        st("L2", site="P1", patient_id=p_late, admit_time=at(t0, days=30, minutes=1)),
+        st("L2", site="P1", patient_id=p_late, admit_time=at(t0, days=31, minutes=-1)),
     ]  # fmt: skip
     lines = [
         ln("Y1", SERTRALINE, days_supply=60),
