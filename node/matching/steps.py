@@ -17,6 +17,7 @@ does not fit is refused.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,12 +55,14 @@ class Prepared:
 def prepare(job: MatchJob, membership: Membership) -> Prepared:
     """Blind every entry's key under its window's token key."""
     keys = job.keys()
-    windows = sorted({window for window, _ in keys})
-    secrets = {w: token_key(membership.secret, job.name, w) for w in windows}
-    raw = b"".join(
-        token for window, fields in keys for token in blind_tokens(secrets[window], [fields])
-    )
-    tokens = np.frombuffer(raw, np.uint8).reshape(-1, TOKEN_BYTES)
+    by_window: dict[str, list[int]] = defaultdict(list)
+    for entry, (window, _) in enumerate(keys):
+        by_window[window].append(entry)
+    tokens = np.zeros((len(keys), TOKEN_BYTES), np.uint8)
+    for window, entries in by_window.items():
+        secret = token_key(membership.secret, job.name, window)
+        made = blind_tokens(secret, [keys[e][1] for e in entries])
+        tokens[entries] = np.frombuffer(b"".join(made), np.uint8).reshape(-1, TOKEN_BYTES)
     order = token_order(tokens)
     ordered = tokens[order]
     if len(ordered) > 1 and bool(np.any(np.all(ordered[1:] == ordered[:-1], axis=1))):
