@@ -1,4 +1,4 @@
-"""The coordinator's Flower ServerApp: enrollment, then federated bagging rounds.
+"""The coordinator's Flower ServerApp: enrollment, federated bagging rounds, cross-site matching.
 
 Run configuration (``[tool.flwr.app.config]``, or ``flwr run … --run-config``):
 
@@ -7,6 +7,8 @@ Run configuration (``[tool.flwr.app.config]``, or ``flwr run … --run-config``)
   ``min-nodes`` (a round with fewer answers fails, naming who dropped), ``nodes`` (how many to
   wait for before starting), ``key-creator`` (the site id that makes a new epoch),
   ``rotate`` (make a new epoch even if every member holds one), ``round-timeout`` (s);
+- ``match``: matching jobs to run after training (``rounds = 0`` for matching alone), comma
+  separated, or ``all``; ``window``: ``all`` or a month ``YYYY-MM``;
 - ``state-dir``: the coordinator's own folder: ``registry/`` (the identity files the bureau
   registered; without it every identity that proves its key is accepted, for a demo), the
   public HE context of each epoch, the ledger of each run, and ``report-<run>.json``.
@@ -26,8 +28,11 @@ from flwr.app import Context, UserConfig
 from flwr.serverapp import Grid, ServerApp
 
 from fedrisk.coordinator.enrollment import EnrollmentError, enroll, load_registry
-from fedrisk.coordinator.exchange import grid_exchange
+from fedrisk.coordinator.exchange import Exchange, grid_exchange
+from fedrisk.coordinator.matching import JobReport, run_job
 from fedrisk.coordinator.training import Ledger, RoundReport, Settings, publish, run_rounds
+from fedrisk.crypto.identity import PublicIdentity
+from fedrisk.protos.matching import JOBS, MatchTask
 
 app = ServerApp()
 log = logging.getLogger("fedrisk.coordinator")
@@ -75,6 +80,49 @@ def main(grid: Grid, context: Context) -> None:
         _write_report(path, settings, enrolled.epoch, [], bundles)
     else:
         _write_report(path, settings, enrolled.epoch, [], {})
+    jobs = _jobs(str(config.get("match", "")))
+    if jobs:
+        saved = state / f"he-public-epoch-{enrolled.epoch}.bin"
+        public = enrolled.public_context or saved.read_bytes()
+        window = str(config.get("window", "all"))
+        tasks = [
+            MatchTask(settings.federation, enrolled.epoch, settings.run, j, window) for j in jobs
+        ]
+        reports = _match(exchange, enrolled.nodes, public, tasks)
+        _write_matching(path, reports)
+
+
+def _jobs(text: str) -> list[str]:
+    """The jobs of the ``match`` run config: names separated by commas, or ``all``."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return list(JOBS)
+    unknown = [n for n in names if n not in JOBS]
+    if unknown:
+        raise ValueError(f"run config match: unknown jobs {unknown}; known: {', '.join(JOBS)}")
+    return names
+
+
+def _match(
+    exchange: Exchange,
+    nodes: dict[int, PublicIdentity],
+    public_context: bytes,
+    tasks: list[MatchTask],
+) -> list[JobReport]:
+    reports = []
+    for number, task in enumerate(tasks, 1):
+
+        def step(name: str, task: MatchTask = task, number: int = number) -> None:
+            log.info("matching %d/%d %s (%s): %s", number, len(tasks), task.job, task.window, name)
+
+        reports.append(run_job(exchange, nodes, public_context, task, step))
+    return reports
+
+
+def _write_matching(path: Path, reports: list[JobReport]) -> None:
+    body = json.loads(path.read_text(encoding="utf-8"))
+    body["matching"] = [asdict(report) for report in reports]
+    path.write_text(json.dumps(body, indent=2), encoding="utf-8")
 
 
 def _number(config: UserConfig, key: str, default: int) -> int:

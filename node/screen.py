@@ -2,8 +2,10 @@
 
 The store is attached read-only to an in-memory DuckDB, the rule engine evaluates every rule
 in SQL over all stored history, and the flags of the settlements settled in the requested
-window are written as data contract v1 flags (JSON Lines). Settlements refused at ingest have
-no trustworthy settle time: their ``data_quality`` flags are written whatever the window.
+window are written as data contract v1 flags (JSON Lines), together with this node's latest
+cross-site matching results (``HOME/matching/``, :mod:`fedrisk.node.matching`). Settlements
+refused at ingest have no trustworthy settle time: their ``data_quality`` flags are written
+whatever the window.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from fedrisk.models.scoring import RULE_ID, model_flags
 from fedrisk.node import registry
 from fedrisk.node.access import SiteAccess
 from fedrisk.node.claims import attach_claims
+from fedrisk.node.matching.results import results_files
+from fedrisk.protos.matching import JOBS
 
 STAGES = ("read", "rules", "model", "write")
 Progress = Callable[[str], None]
@@ -75,6 +79,7 @@ def screen_node(
         attach_claims(access, db, FEATURE_READS if bundle else None)
         step("rules")
         evaluate(db, kb, pack)
+        _cross_site(access, db, pack)
         if bundle is not None:
             step("model")
             _score(db, bundle, kb.version, pack.version)
@@ -97,6 +102,30 @@ def _score(db: duckdb.DuckDBPyConnection, bundle: Bundle, kb: str, pack: str) ->
     db.execute(
         "INSERT INTO rule_flags SELECT * REPLACE (evidence::JSON AS evidence) FROM model_flags"
     )
+
+
+def _cross_site(access: SiteAccess, db: duckdb.DuckDBPyConnection, pack: RulePack) -> None:
+    """Add this node's latest cross-site matching flags of the rules the pack enables."""
+    files = results_files(access.home.root)
+    enabled = [r for r in JOBS if pack.enabled(r)]
+    if not files or not enabled:
+        return
+    paths = ", ".join("'" + str(path).replace("'", "''") + "'" for path in files)
+    rules = ", ".join(f"'{rule}'" for rule in enabled)
+    insert = f"""
+    INSERT INTO rule_flags
+    SELECT site_id, settlement_id, rule_id, score, severity, evidence, kb_version,
+        rule_pack_version
+    FROM read_json([{paths}], columns = {{
+        site_id: 'VARCHAR', settlement_id: 'VARCHAR', rule_id: 'VARCHAR', score: 'DOUBLE',
+        severity: 'VARCHAR', evidence: 'JSON', kb_version: 'VARCHAR', rule_pack_version: 'VARCHAR'
+    }}) AS m
+    WHERE rule_id IN ({rules}) AND NOT EXISTS (  -- a box also settled twice here: one flag
+        SELECT 1 FROM rule_flags f
+        WHERE f.settlement_id = m.settlement_id AND f.rule_id = m.rule_id
+    )
+    """
+    access.read("flags", ["*"], lambda: db.execute(insert).fetchall(), rows=lambda r: r[0][0])
 
 
 def _scope(start: date | None, end: date | None) -> str | None:

@@ -17,7 +17,7 @@ from fedrisk.models.kb import load_kb
 from fedrisk.synth import generate_dataset
 from tests import oracle
 from tests.matching import Federation, federate
-from tests.screening import ingest_sites
+from tests.screening import ingest_sites, screen_all
 
 KB = load_kb()
 CROSS_SITE = (
@@ -81,3 +81,11 @@ def test_every_injected_incident_is_found(matched: tuple[Path, Federation], job:
         truth &= _central(data_dir)[job]
     assert truth
     assert truth <= federation.flags(job)
+
+
+def test_screening_joins_the_cross_site_flags(matched: tuple[Path, Federation]) -> None:
+    data_dir, federation = matched
+    flags, _ = screen_all({home.site_id: home for home in federation.homes.values()})
+    central = oracle.evaluate(data_dir, KB)
+    for job in CROSS_SITE:  # duplicates: within one site (the engine) and across (matching)
+        assert {f for f in flags if f[0] == job} == {f for f in central if f[0] == job}, job

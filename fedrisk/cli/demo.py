@@ -11,8 +11,9 @@ from rich.table import Table
 
 from fedrisk.cli.access import open_access
 from fedrisk.cli.data import generate_with_progress, summary_table
-from fedrisk.cli.demofed import federated_model, rounds_table
+from fedrisk.cli.demofed import cross_site_matching, federated_model, rounds_table
 from fedrisk.cli.demomodel import demo_owner
+from fedrisk.cli.matchview import matching_table
 from fedrisk.cli.node import ingest_node, screen_with_progress
 from fedrisk.cli.render import console, fail, ingest_summary_line
 from fedrisk.deploy.local import FederationError
@@ -44,8 +45,10 @@ def demo_command(
 ) -> None:
     """Generate (or take) data for N sites, start one node per site under WORKDIR and ingest;
     train one risk model over a real local Flower federation (SuperLink and one SuperNode per
-    site, TLS, node authentication), sign and activate it at every node, and screen each; flags
-    go to WORKDIR/<site_id>/flags.jsonl, the training curve to WORKDIR/federation/."""
+    site, TLS, node authentication), sign and activate it at every node; match across sites
+    (duplicate trace codes, cross-site supply and spend, pharmacists at two sites, prescriber
+    baselines) with a blind coordinator; and screen each; flags (single-site, cross-site and the
+    model's) go to WORKDIR/<site_id>/flags.jsonl, the training curve to WORKDIR/federation/."""
     try:
         if data is None:
             data = workdir / "data"
@@ -58,6 +61,7 @@ def demo_command(
         for site, report in reports.items():
             console.print(ingest_summary_line(site, report), soft_wrap=True)
         federate(workdir, site_dirs, rounds, trees)
+        match(workdir, list(site_dirs))
         screens = {site: screen_site(workdir, site) for site in site_dirs}
     except FedriskError as error:
         raise fail(error) from None
@@ -84,6 +88,22 @@ def federate(workdir: Path, site_dirs: dict[str, Path], rounds: int, trees: int)
     except FederationError as error:
         raise FedriskError(f"federated training failed: {error}") from None
     console.print(rounds_table(trained))
+
+
+def match(workdir: Path, sites: list[str]) -> None:
+    """Every cross-site job over every site; the flags join each node's screening."""
+    if len(sites) < MIN_NODES:
+        console.print(f"cross-site matching skipped: it needs {MIN_NODES} sites or more")
+        return
+    console.rule(f"cross-site matching: {len(sites)} nodes, blind coordinator")
+    try:
+        with console.status("tokens, blind join, encrypted sums …"):
+            matched = cross_site_matching(workdir, sites)
+    except FederationError as error:
+        raise FedriskError(f"cross-site matching failed: {error}") from None
+    table = matching_table(matched.report.get("matching", []))
+    table.caption = f"{matched.seconds:.0f} s; the flags join each node's flags.jsonl"
+    console.print(table)
 
 
 def contract_sites(data: Path) -> dict[str, Path]:
@@ -119,13 +139,13 @@ def screen_site(workdir: Path, site_id: str) -> ScreenReport:
 
 
 def flags_table(screens: dict[str, ScreenReport], pack: RulePack) -> Table:
-    """Flags per single-site rule (rows) and site (columns)."""
+    """Flags per rule (rows: single-site, then cross-site, then the model) and site (columns)."""
     table = Table(title=f"screening: flags per rule and site (rule pack {pack.version})")
     table.add_column("rule")
     for site in screens:
         table.add_column(site, justify="right")
     for spec in CATALOGUE:
-        if spec.scope == "single_site" and pack.enabled(spec.rule_id):
+        if pack.enabled(spec.rule_id):
             cells = [f"{s.counts.get(spec.rule_id, 0):,}" for s in screens.values()]
             table.add_row(spec.rule_id, *cells)
     table.add_row("model", *[f"{s.counts.get('model', 0):,}" for s in screens.values()])

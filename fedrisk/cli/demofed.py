@@ -1,11 +1,13 @@
-"""The demo's federation: every demo node trains one model together with the others.
+"""The demo's federation: the nodes train one model together, then match across sites.
 
 A SuperLink and one SuperNode per site start on localhost (TLS, node authentication) through
 :class:`fedrisk.deploy.local.LocalFederation`; the operators' steps happen as they would on
 real hosts: the nodes trust each other's identity files, the ServerApp enrolls them (the first
 site makes the epoch), runs the bagging rounds on each node's labelled claims features and
 publishes the model; the demo model owner signs it; every node trusts that owner, pushes and
-activates the bundle. Every process started is stopped before the demo goes on to screening.
+activates the bundle. A second run matches across every site (all five cross-site jobs); the
+coordinator sees only tokens and ciphertexts, each node writes its flags under HOME/matching/.
+Every process started is stopped before the demo goes on to screening.
 """
 
 from __future__ import annotations
@@ -61,14 +63,52 @@ def federated_model(
         "state-dir": str(state),
     }
     started = time.perf_counter()
-    nodes: list[dict[str, ConfigValue]] = [{"home": str(home.root)} for home in homes]
-    with LocalFederation(nodes, workdir=root / "flower") as federation:
-        federation.run(APP_DIR, config, timeout=900).check()
-    report: dict[str, Any] = json.loads((state / f"report-{run}.json").read_text())
+    report = _run_local(homes, config, root)
     bundle_id = _sign_and_activate(homes, report, owner, root / f"model-{run}")
     plot = root / f"rounds-{run}.png"
     _plot(report, plot)
     return Trained(report, bundle_id, plot, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class Matched:
+    """What the demo's matching run gave: the coordinator's report (counts and sizes)."""
+
+    report: dict[str, Any]
+    seconds: float
+
+
+def cross_site_matching(workdir: Path, sites: list[str]) -> Matched:
+    """Every cross-site job over every site, in one run of the federation's app."""
+    workdir = workdir.resolve()
+    homes = [open_home(workdir / site) for site in sites]
+    _trust_each_other(homes)
+    root = workdir / "federation"
+    config: dict[str, ConfigValue] = {
+        "federation": FEDERATION,
+        "run": time.strftime("match-%Y%m%d-%H%M%S"),
+        "rounds": 0,
+        "nodes": len(homes),
+        "min-nodes": len(homes),
+        "key-creator": homes[0].site_id,
+        "match": "all",
+        "window": "all",
+        "state-dir": str(root / "coordinator"),
+    }
+    started = time.perf_counter()
+    report = _run_local(homes, config, root)
+    return Matched(report, time.perf_counter() - started)
+
+
+def _run_local(homes: list[NodeHome], config: dict[str, ConfigValue], root: Path) -> dict[str, Any]:
+    """One run of the app over a local SuperLink and a SuperNode per home; its report."""
+    nodes: list[dict[str, ConfigValue]] = [{"home": str(home.root)} for home in homes]
+    with LocalFederation(nodes, workdir=root / "flower") as federation:
+        federation.run(APP_DIR, config, timeout=900).check()
+    report: dict[str, Any] = json.loads(
+        (Path(str(config["state-dir"])) / f"report-{config['run']}.json").read_text()
+    )
+    return report
 
 
 def rounds_table(trained: Trained) -> Table:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -21,12 +24,14 @@ import typer
 from rich.table import Table
 
 from fedrisk.cli.access import HomeOption
-from fedrisk.cli.render import console, fail
+from fedrisk.cli.matchview import follow_matching, matching_table
+from fedrisk.cli.render import console, fail, stage_progress
 from fedrisk.crypto.identity import IdentityError, PublicIdentity
 from fedrisk.deploy.local import APP_DIR, ConfigValue, config_arg
 from fedrisk.models.errors import FedriskError
 from fedrisk.node.home import open_home
 from fedrisk.node.membership import MembershipError, load
+from fedrisk.protos.matching import JOBS
 
 app = typer.Typer(
     help="Join and run the federation: trust members, train, rotate the epoch.",
@@ -146,18 +151,75 @@ def rotate_command(
     console.print(f"federation {federation}: epoch {report['epoch']} is in use")
 
 
-def _run_app(superlink: str, config: dict[str, ConfigValue], timeout: float) -> None:
-    """``flwr run`` the app, echo its stream, then fail unless the run completed."""
+@app.command("match")
+def match_command(
+    superlink: SuperlinkOption,
+    state_dir: StateOption,
+    job: Annotated[
+        str,
+        typer.Option("--job", help=f"A job ({', '.join(JOBS)}), several joined by commas, or all."),
+    ],
+    window: Annotated[str, typer.Option("--window", help="all, or a month YYYY-MM.")] = "all",
+    federation: FederationOption = "fedrisk",
+    run: Annotated[str, typer.Option("--run", help="Run name.")] = "match",
+    nodes: NodesOption = 2,
+    key_creator: CreatorOption = "",
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds for the whole run.")] = 3600,
+) -> None:
+    """Cross-site matching: each node's flags go to HOME/matching/; the coordinator sees only
+    blind tokens and ciphertexts (docs/privacy.md)."""
+    jobs = list(JOBS) if job == "all" else [j.strip() for j in job.split(",") if j.strip()]
+    unknown = [j for j in jobs if j not in JOBS]
+    if unknown or not jobs:
+        raise fail(FedriskError(f"--job {job!r}: unknown job; known: {', '.join(JOBS)} or all"))
+    config: dict[str, ConfigValue] = {
+        "federation": federation,
+        "run": run,
+        "rounds": 0,
+        "nodes": nodes,
+        "min-nodes": 2,
+        "key-creator": key_creator,
+        "match": ",".join(jobs),
+        "window": window,
+        "state-dir": str(state_dir.resolve()),
+    }
+    with stage_progress() as bar:
+        task = bar.add_task("matching", total=len(jobs))
+        _run_app(superlink, config, timeout, lambda line: follow_matching(line, bar, task))
+    report = json.loads((state_dir / f"report-{run}.json").read_text(encoding="utf-8"))
+    console.print(matching_table(report.get("matching", [])))
+
+
+def _run_app(
+    superlink: str,
+    config: dict[str, ConfigValue],
+    timeout: float,
+    on_line: Callable[[str], None] | None = None,
+) -> None:
+    """``flwr run`` the app, echo its stream as it comes (or hand each line to ``on_line``),
+    then fail unless the run completed."""
     flwr = str(Path(sys.executable).parent / "flwr")
     argv = [flwr, "run", str(APP_DIR), superlink, "--stream", "--run-config", config_arg(config)]
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise fail(FedriskError(f"the run did not finish within {timeout:.0f} s")) from None
-    console.print(done.stdout, markup=False, highlight=False, end="", soft_wrap=True)
-    started = re.search(r"Successfully started run (\d+)", done.stdout)
-    if done.returncode != 0 or started is None:
-        raise fail(FedriskError(f"flwr run failed ({done.returncode}): {done.stderr[-2000:]}"))
+    echo = on_line or (lambda line: console.print(line, markup=False, highlight=False))
+    lines: list[str] = []
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        timer = threading.Timer(timeout, process.kill)
+        timer.start()
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line)
+                echo(line.rstrip("\n"))
+        finally:
+            timer.cancel()
+    if process.returncode == -signal.SIGKILL:
+        raise fail(FedriskError(f"the run did not finish within {timeout:.0f} s"))
+    started = re.search(r"Successfully started run (\d+)", "".join(lines))
+    if process.returncode != 0 or started is None:
+        tail = "".join(lines)[-2000:]
+        raise fail(FedriskError(f"flwr run failed ({process.returncode}): {tail}"))
     status, details = _final_status(flwr, superlink, started.group(1))
     if status != "finished:completed":
         raise fail(FedriskError(f"run {started.group(1)} ended {status}: {details}"))

@@ -51,6 +51,11 @@ def write_flags(access: SiteAccess, job: str, window: str, found: Sequence[Found
     return access.write("flags", len(lines), lambda: _replace(out, lines))
 
 
+def results_files(root: Path) -> list[Path]:
+    """Every job's latest results at the node whose home is ``root``."""
+    return sorted((root / FOLDER).glob("*.jsonl"))
+
+
 def _replace(out: Path, lines: list[str]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
