@@ -1,6 +1,7 @@
 """The coordinator's part in cross-site matching: a blind aggregator of tokens and ciphertexts.
 
-One job over the enrolled members, in the steps of :mod:`fedrisk.protos.matching`:
+The jobs of a run go through the steps of :mod:`fedrisk.protos.matching` together (three
+exchanges with the nodes, whatever the number of jobs):
 
 1. **Tokens.** Each node sends its blind tokens, signed, or refuses the job (its policy).
    *Learns:* how many tokens each node sent.
@@ -13,7 +14,8 @@ One job over the enrolled members, in the steps of :mod:`fedrisk.protos.matching
    *Learns:* ciphertext sizes, and nothing of any value: it holds the public context only.
 
    If a node drops out here, the groups it was in would miss its values, or its limit if it
-   was their leader. The join is therefore made again without that node.
+   was their leader. That job's join is therefore made again without the node, and step 3
+   asked again of the others.
 4. **Decisions** stay at the nodes. Each answers with how many of its settlements it flagged,
    which the coordinator reports to the operator.
 """
@@ -22,11 +24,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import tenseal as ts
+from flwr.app import ConfigRecord, RecordDict
 from numpy.typing import NDArray
 
 from fedrisk.coordinator.blindjoin import Layout, join
@@ -40,6 +43,7 @@ from fedrisk.protos.matching import (
     JobSpec,
     MatchTask,
     PayloadError,
+    job_field,
     job_spec,
     pack_ciphertexts,
     unpack_ciphertexts,
@@ -68,6 +72,82 @@ class JobReport:
 
 
 Progress = Callable[[str], None]
+Fields = dict[str, Value]
+Parts = dict[tuple[int, int], bytes]
+
+
+@dataclass
+class _Job:
+    """One job's state during a run: who takes part, their tokens, the layout, the results."""
+
+    task: MatchTask
+    report: JobReport
+    tokens: dict[int, NDArray[np.uint8]] = field(default_factory=dict)
+    slots_per_key: int = 1
+    layout: Layout | None = None
+    results: dict[int, bytes] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> JobSpec:
+        return job_spec(self.task.job)
+
+    @property
+    def taking_part(self) -> list[int]:
+        return sorted(self.tokens)
+
+    def join(self) -> Layout:
+        senders = {str(node): tokens for node, tokens in self.tokens.items()}
+        self.layout = join(senders, self.spec.min_sites, self.slots_per_key)
+        self.report.shared_groups = self.layout.groups
+        return self.layout
+
+    def placement(self, node: int) -> dict[str, bytes]:
+        assert self.layout is not None
+        return self.layout.placements[str(node)].fields(self.task.job)
+
+
+def run_jobs(
+    exchange: Exchange,
+    nodes: Mapping[int, PublicIdentity],
+    public_context: bytes,
+    tasks: Sequence[MatchTask],
+    progress: Progress = lambda step: None,
+) -> list[JobReport]:
+    """Run ``tasks`` (one run and window) over ``nodes`` (Flower node id → member identity)."""
+    started = time.perf_counter()
+    context = he.load_context(public_context)
+    if not he.is_public(context):
+        raise blindsum.BlindSumError("the coordinator was handed a context that can decrypt")
+    jobs = [_Job(task, JobReport(task.job, task.window, len(nodes))) for task in tasks]
+    progress("tokens")
+    _tokens(exchange, nodes, jobs)
+    pending = [job for job in jobs if job.join().groups and job.spec.attributes]
+    while pending:
+        progress("values")
+        answered = _values(exchange, nodes, pending)
+        again = []
+        for job in pending:
+            if set(answered[job.task.job]) == set(job.taking_part):
+                progress(f"sums {job.task.job}")
+                job.results = _sums(context, job, answered[job.task.job])
+                continue
+            job.tokens = {n: t for n, t in job.tokens.items() if n in answered[job.task.job]}
+            if job.join().groups:  # someone dropped: join again without them
+                again.append(job)
+        pending = again
+    progress("results")
+    _results(exchange, nodes, jobs)
+    for job in jobs:
+        job.report.seconds = time.perf_counter() - started
+        log.info(
+            "%s %s: %d shared groups, flagged %s%s",
+            job.task.job,
+            job.task.window,
+            job.report.shared_groups,
+            job.report.flagged,
+            f", refused by {job.report.refused}" if job.report.refused else "",
+        )
+    return [job.report for job in jobs]
 
 
 def run_job(
@@ -77,122 +157,115 @@ def run_job(
     task: MatchTask,
     progress: Progress = lambda step: None,
 ) -> JobReport:
-    """Run ``task`` over ``nodes`` (Flower node id → member identity); see the module doc."""
-    started = time.perf_counter()
-    spec = job_spec(task.job)
-    context = he.load_context(public_context)
-    if not he.is_public(context):
-        raise blindsum.BlindSumError("the coordinator was handed a context that can decrypt")
-    report = JobReport(task.job, task.window, len(nodes))
-    progress("tokens")
-    taking_part, tokens, slots_per_key = _tokens(exchange, nodes, task, report)
-    results: dict[int, bytes] = {}
-    while True:
-        layout = join({str(n): tokens[n] for n in taking_part}, spec.min_sites, slots_per_key)
-        report.shared_groups = layout.groups
-        if not spec.attributes or not layout.groups:
-            break
-        progress(f"values ({layout.groups:,} groups)")
-        answered = _values(exchange, nodes, taking_part, task, spec, layout, report)
-        if set(answered) == set(taking_part):
-            progress("sums")
-            results = _sums(context, spec, layout, answered)
-            break
-        taking_part = sorted(answered)  # someone dropped: join again without them
-    progress("results")
-    _results(exchange, nodes, taking_part, task, layout, results, report)
-    report.seconds = time.perf_counter() - started
-    log.info(
-        "%s %s: %d shared groups, flagged %s%s",
-        task.job,
-        task.window,
-        report.shared_groups,
-        report.flagged,
-        f", refused by {report.refused}" if report.refused else "",
-    )
-    return report
+    """One job alone (:func:`run_jobs` with one task)."""
+    return run_jobs(exchange, nodes, public_context, [task], progress)[0]
 
 
-def _tokens(
-    exchange: Exchange, nodes: Mapping[int, PublicIdentity], task: MatchTask, report: JobReport
-) -> tuple[list[int], dict[int, NDArray[np.uint8]], int]:
-    replies = exchange({n: ("query.match_tokens", content(task.fields())) for n in nodes})
-    guard, tokens, shapes = ReplayGuard(), {}, {}
-    for node, identity in sorted(nodes.items()):
-        site = identity.site_id
-        if node not in replies:
-            report.dropped[site] = "no answer"
+def _failed(config: ConfigRecord, job: str) -> str | None:
+    """The reason a node gave for not completing ``job`` (its step raised), if it did."""
+    reason = config.get(job_field(job, "error"))
+    return None if reason is None else f"error at the node: {reason!s}"
+
+
+def _sends(
+    nodes: Iterable[int],
+    jobs: Sequence[_Job],
+    step: str,
+    extra: Callable[[_Job, int], Mapping[str, Value]],
+) -> dict[int, tuple[str, RecordDict]]:
+    """One message per node naming the jobs it takes part in, with each job's fields."""
+    sends = {}
+    for node in nodes:
+        mine = [job for job in jobs if node in job.tokens or step == "match_tokens"]
+        if not mine:
             continue
-        try:
-            config = record(replies[node])
-            if "refused" in config:
-                report.refused[site] = str(config["refused"])
+        fields: Fields = {**mine[0].task.fields(), "jobs": [job.task.job for job in mine]}
+        for job in mine:
+            fields.update(extra(job, node))
+        sends[node] = (f"query.{step}", content(fields))
+    return sends
+
+
+def _tokens(exchange: Exchange, nodes: Mapping[int, PublicIdentity], jobs: list[_Job]) -> None:
+    replies = exchange(_sends(nodes, jobs, "match_tokens", lambda job, node: {}))
+    guard = ReplayGuard()
+    for job in jobs:
+        shapes = {}
+        for node, identity in sorted(nodes.items()):
+            site, name = identity.site_id, job.task.job
+            if node not in replies:
+                job.report.dropped[site] = "no answer"
                 continue
-            signed = get_bytes(config, "tokens")
-            payload = verify_message(signed, identity, TOKENS, task.context("tokens"), guard)
-            shapes[node], tokens[node] = unpack_token_reply(payload.payload)
-        except (RecordError, SignedMessageError, PayloadError) as error:
-            report.dropped[site] = f"refused ({error})"
-            continue
-        report.tokens[site] = len(tokens[node])
-        report.bytes_in[site] = len(signed)
-    if len(set(shapes.values())) > 1:
-        raise PayloadError(f"the nodes disagree on the job's layout (slots per key: {shapes})")
-    return sorted(tokens), tokens, next(iter(shapes.values()), 1)
+            try:
+                config = record(replies[node])
+                if failed := _failed(config, name):
+                    job.report.dropped[site] = failed
+                    continue
+                if job_field(name, "refused") in config:
+                    job.report.refused[site] = str(config[job_field(name, "refused")])
+                    continue
+                signed = get_bytes(config, job_field(name, "tokens"))
+                context = job.task.context("tokens")
+                verified = verify_message(signed, identity, TOKENS, context, guard)
+                shapes[node], job.tokens[node] = unpack_token_reply(verified.payload)
+            except (RecordError, SignedMessageError, PayloadError) as error:
+                job.report.dropped[site] = f"refused ({error})"
+                continue
+            job.report.tokens[site] = len(job.tokens[node])
+            job.report.bytes_in[site] = len(signed)
+        if len(set(shapes.values())) > 1:
+            raise PayloadError(f"{name}: the nodes disagree on its layout (slots: {shapes})")
+        job.slots_per_key = next(iter(shapes.values()), 1)
 
 
 def _values(
-    exchange: Exchange,
-    nodes: Mapping[int, PublicIdentity],
-    taking_part: list[int],
-    task: MatchTask,
-    spec: JobSpec,
-    layout: Layout,
-    report: JobReport,
-) -> dict[int, dict[tuple[int, int], bytes]]:
-    sends = {}
-    for node in taking_part:
-        fields = {**task.fields(), **layout.placements[str(node)].fields()}
-        report.bytes_out[nodes[node].site_id] = sum(
-            len(v) for v in fields.values() if isinstance(v, bytes)
-        )
-        sends[node] = ("query.match_values", content(fields))
+    exchange: Exchange, nodes: Mapping[int, PublicIdentity], jobs: list[_Job]
+) -> dict[str, dict[int, Parts]]:
+    sends = _sends(nodes, jobs, "match_values", lambda job, node: job.placement(node))
+    for job in jobs:
+        for node in job.taking_part:
+            _add(job.report.bytes_out, nodes[node].site_id, _size(job.placement(node)))
     replies = exchange(sends)
-    guard, answered = ReplayGuard(), {}
-    for node in taking_part:
-        identity = nodes[node]
-        if node not in replies:
-            report.dropped[identity.site_id] = "no answer with values"
-            continue
-        try:
-            signed = get_bytes(record(replies[node]), "values")
-            payload = verify_message(signed, identity, VALUES, task.context("values"), guard)
-            parts = unpack_ciphertexts(payload.payload)
-            allowed = layout.placements[str(node)].chunks(blindsum.SLOTS)
-            if any(a >= spec.attributes or c not in allowed for a, c in parts):
-                raise PayloadError("ciphertexts for slots the node was not given")
-        except (RecordError, SignedMessageError, PayloadError) as error:
-            report.dropped[identity.site_id] = f"values refused ({error})"
-            continue
-        report.bytes_in[identity.site_id] = report.bytes_in.get(identity.site_id, 0) + len(signed)
-        answered[node] = parts
+    guard = ReplayGuard()
+    answered: dict[str, dict[int, Parts]] = {job.task.job: {} for job in jobs}
+    for job in jobs:
+        for node in job.taking_part:
+            site, name = nodes[node].site_id, job.task.job
+            try:
+                config = record(replies[node])
+                if failed := _failed(config, name):
+                    job.report.dropped[site] = failed
+                    continue
+                signed = get_bytes(config, job_field(name, "values"))
+                context = job.task.context("values")
+                verified = verify_message(signed, nodes[node], VALUES, context, guard)
+                parts = unpack_ciphertexts(verified.payload)
+                assert job.layout is not None
+                allowed = job.layout.placements[str(node)].chunks(blindsum.SLOTS)
+                if any(a >= job.spec.attributes or c not in allowed for a, c in parts):
+                    raise PayloadError("ciphertexts for slots the node was not given")
+            except KeyError:
+                job.report.dropped[site] = "no answer with values"
+                continue
+            except (RecordError, SignedMessageError, PayloadError) as error:
+                job.report.dropped[site] = f"values refused ({error})"
+                continue
+            _add(job.report.bytes_in, site, len(signed))
+            answered[name][node] = parts
     return answered
 
 
-def _sums(
-    context: ts.Context,
-    spec: JobSpec,
-    layout: Layout,
-    values: Mapping[int, dict[tuple[int, int], bytes]],
-) -> dict[int, bytes]:
+def _sums(context: ts.Context, job: _Job, values: Mapping[int, Parts]) -> dict[int, bytes]:
     """Per node, its packed result ciphertexts: summed, masked (matching jobs), others hidden."""
+    layout = job.layout
+    assert layout is not None
     contributors = max(int(p.sites.max()) for p in layout.placements.values() if len(p.sites))
     keys = sorted({key for parts in values.values() for key in parts})
-    out: dict[int, dict[tuple[int, int], bytes]] = {node: {} for node in values}
+    out: dict[int, Parts] = {node: {} for node in values}
     for attribute, chunk in keys:
         holders = [n for n, parts in values.items() if (attribute, chunk) in parts]
         total = blindsum.add(context, [values[n][(attribute, chunk)] for n in holders])
-        if spec.masked:
+        if job.spec.masked:
             total = blindsum.mask_sign(total, contributors)
         for node in holders:
             own = layout.own_slots(str(node))
@@ -201,28 +274,37 @@ def _sums(
     return {node: pack_ciphertexts(parts) for node, parts in out.items()}
 
 
-def _results(
-    exchange: Exchange,
-    nodes: Mapping[int, PublicIdentity],
-    taking_part: list[int],
-    task: MatchTask,
-    layout: Layout,
-    results: Mapping[int, bytes],
-    report: JobReport,
-) -> None:
-    sends = {}
-    for node in taking_part:
-        fields: dict[str, Value] = {**task.fields(), **layout.placements[str(node)].fields()}
-        if node in results:
-            fields["results"] = results[node]
-        site = nodes[node].site_id
-        sent = sum(len(v) for v in fields.values() if isinstance(v, bytes))
-        report.bytes_out[site] = report.bytes_out.get(site, 0) + sent
-        sends[node] = ("query.match_result", content(fields))
+def _results(exchange: Exchange, nodes: Mapping[int, PublicIdentity], jobs: list[_Job]) -> None:
+    def fields(job: _Job, node: int) -> Fields:
+        extra: Fields = dict(job.placement(node))
+        if node in job.results:
+            extra[job_field(job.task.job, "results")] = job.results[node]
+        return extra
+
+    sends = _sends(nodes, jobs, "match_result", fields)
+    for job in jobs:
+        for node in job.taking_part:
+            _add(job.report.bytes_out, nodes[node].site_id, _size(fields(job, node)))
     replies = exchange(sends)
-    for node in taking_part:
-        site = nodes[node].site_id
-        try:
-            report.flagged[site] = get_int(record(replies[node]), "flagged")
-        except (KeyError, RecordError) as error:
-            report.dropped[site] = f"no decision ({error})"
+    for job in jobs:
+        for node in job.taking_part:
+            site = nodes[node].site_id
+            try:
+                config = record(replies[node])
+                if failed := _failed(config, job.task.job):
+                    job.report.dropped[site] = failed
+                    continue
+                flagged = get_int(config, job_field(job.task.job, "flagged"))
+            except (KeyError, RecordError) as error:
+                job.report.dropped[site] = f"no decision ({error})"
+                continue
+            job.report.flagged[site] = flagged
+
+
+def _size(fields: Mapping[str, Value]) -> int:
+    """The bytes fields of a message (what dominates its size)."""
+    return sum(len(v) for v in fields.values() if isinstance(v, bytes))
+
+
+def _add(counter: dict[str, int], site: str, count: int) -> None:
+    counter[site] = counter.get(site, 0) + count

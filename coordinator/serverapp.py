@@ -29,7 +29,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedrisk.coordinator.enrollment import EnrollmentError, enroll, load_registry
 from fedrisk.coordinator.exchange import Exchange, grid_exchange
-from fedrisk.coordinator.matching import JobReport, run_job
+from fedrisk.coordinator.matching import JobReport, run_jobs
 from fedrisk.coordinator.training import Ledger, RoundReport, Settings, publish, run_rounds
 from fedrisk.crypto.identity import PublicIdentity
 from fedrisk.protos.matching import JOBS, MatchTask
@@ -109,14 +109,12 @@ def _match(
     public_context: bytes,
     tasks: list[MatchTask],
 ) -> list[JobReport]:
-    reports = []
-    for number, task in enumerate(tasks, 1):
+    window = tasks[0].window
 
-        def step(name: str, task: MatchTask = task, number: int = number) -> None:
-            log.info("matching %d/%d %s (%s): %s", number, len(tasks), task.job, task.window, name)
+    def step(name: str) -> None:
+        log.info("matching (%s): %s", window, name)
 
-        reports.append(run_job(exchange, nodes, public_context, task, step))
-    return reports
+    return run_jobs(exchange, nodes, public_context, tasks, step)
 
 
 def _write_matching(path: Path, reports: list[JobReport]) -> None:

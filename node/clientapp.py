@@ -43,7 +43,7 @@ from fedrisk.node.fedtrain import (
 from fedrisk.node.home import NodeHome, open_home
 from fedrisk.node.matching.jobs import result_step, token_step, values_step
 from fedrisk.node.membership import MembershipError, accept_epoch, load, make_epoch, save
-from fedrisk.protos.matching import Assignment, MatchTask
+from fedrisk.protos.matching import Assignment, MatchTask, job_field
 from fedrisk.protos.records import (
     Value,
     content,
@@ -53,6 +53,7 @@ from fedrisk.protos.records import (
     get_int_list,
     get_optional_bytes,
     get_str,
+    get_str_list,
     record,
 )
 
@@ -183,15 +184,31 @@ def match_result(msg: Message, context: Context) -> Message:
 def match_step(
     step: str, config: ConfigRecord, home: NodeHome, principal: Principal
 ) -> dict[str, Value]:
-    """The reply fields of one matching ``step`` (also what an in-process harness calls)."""
-    task = _task(config)
+    """The reply fields of one matching ``step`` for every job the message names (also what an
+    in-process harness calls). A job that fails here is answered with its error, not the others."""
+    fields: dict[str, Value] = {}
+    for job in get_str_list(config, "jobs"):
+        try:
+            fields.update(_job_step(step, config, home, principal, _task(config, job)))
+        except (FedriskError, ValueError) as error:
+            fields[job_field(job, "error")] = f"{type(error).__name__}: {error}"
+    return fields
+
+
+def _job_step(
+    step: str, config: ConfigRecord, home: NodeHome, principal: Principal, task: MatchTask
+) -> dict[str, Value]:
+    name = task.job
     if step == "match_tokens":
-        return dict(token_step(home, _identity(home), principal, task))
-    assignment = _assignment(config)
+        reply = token_step(home, _identity(home), principal, task)
+        return {job_field(name, key): value for key, value in reply.items()}
+    assignment = Assignment.from_fields(name, _bytes_fields(config))
     if step == "match_values":
-        return {"values": values_step(home, _identity(home), principal, task, assignment)}
-    results = get_optional_bytes(config, "results")
-    return {"flagged": result_step(home, principal, task, assignment, results)}
+        signed = values_step(home, _identity(home), principal, task, assignment)
+        return {job_field(name, "values"): signed}
+    results = get_optional_bytes(config, job_field(name, "results"))
+    flagged = result_step(home, principal, task, assignment, results)
+    return {job_field(name, "flagged"): flagged}
 
 
 def _match_reply(step: str, msg: Message, context: Context) -> Message:
@@ -199,20 +216,18 @@ def _match_reply(step: str, msg: Message, context: Context) -> Message:
     return Message(content=content(fields), reply_to=msg)
 
 
-def _task(config: ConfigRecord) -> MatchTask:
+def _task(config: ConfigRecord, job: str) -> MatchTask:
     return MatchTask(
         get_str(config, "federation"),
         get_int(config, "epoch"),
         get_str(config, "run"),
-        get_str(config, "job"),
+        job,
         get_str(config, "window"),
     )
 
 
-def _assignment(config: ConfigRecord) -> Assignment:
-    return Assignment.from_fields(
-        {name: get_bytes(config, name) for name in ("index", "base", "sites", "leader")}
-    )
+def _bytes_fields(config: ConfigRecord) -> dict[str, bytes]:
+    return {key: value for key, value in config.items() if isinstance(value, bytes)}
 
 
 def _contributions(config: ConfigRecord) -> list[Contribution]:

@@ -13,11 +13,16 @@ docs/privacy.md for what each party learns at each):
 
 A job without encrypted values (``duplicate_trace_code``) skips step 2, and step 3 carries
 only the assignment.
+
+The jobs of one run travel together: each step is one exchange for all of them, since on Flower
+the number of rounds, not bytes, dominates small jobs. A message names its ``jobs``; the fields
+of job J are named ``J.<field>`` (:func:`job_field`).
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -69,11 +74,11 @@ class MatchTask:
     window: str
 
     def fields(self) -> dict[str, str | int]:
+        """The fields every job of a run shares (the job itself is named per field)."""
         return {
             "federation": self.federation,
             "epoch": self.epoch,
             "run": self.run,
-            "job": self.job,
             "window": self.window,
         }
 
@@ -87,6 +92,11 @@ class MatchTask:
             f"window={self.window}",
             f"step={step}",
         )
+
+
+def job_field(job: str, name: str) -> str:
+    """The record field ``name`` of ``job`` in a message that carries several jobs."""
+    return f"{job}.{name}"
 
 
 class PayloadError(ValueError):
@@ -197,17 +207,21 @@ class Assignment:
     sites: NDArray[np.int64]  # how many nodes hold the token
     leader: NDArray[np.bool_]  # this node subtracts the group's limit (one node per group)
 
-    def fields(self) -> dict[str, bytes]:
-        return {
-            "index": int_array(self.index),
-            "base": int_array(self.base),
-            "sites": int_array(self.sites),
-            "leader": int_array(self.leader.astype(np.int64)),
+    def fields(self, job: str) -> dict[str, bytes]:
+        """The assignment as the record fields of ``job``."""
+        arrays = {
+            "index": self.index,
+            "base": self.base,
+            "sites": self.sites,
+            "leader": self.leader.astype(np.int64),
         }
+        return {job_field(job, name): int_array(array) for name, array in arrays.items()}
 
     @staticmethod
-    def from_fields(fields: dict[str, bytes]) -> Assignment:
-        arrays = {name: read_int_array(fields[name], name) for name in _ASSIGNMENT_FIELDS}
+    def from_fields(job: str, fields: Mapping[str, bytes]) -> Assignment:
+        arrays = {
+            name: read_int_array(fields[job_field(job, name)], name) for name in _ASSIGNMENT_FIELDS
+        }
         if len({len(a) for a in arrays.values()}) != 1:
             raise PayloadError("the assignment's index, base, sites and leader differ in length")
         return Assignment(

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from flwr.app import RecordDict
 
 from fedrisk.coordinator.exchange import Exchange
-from fedrisk.coordinator.matching import JobReport, run_job
+from fedrisk.coordinator.matching import JobReport, run_jobs
 from fedrisk.crypto.identity import PublicIdentity
 from fedrisk.node.access import Principal
 from fedrisk.node.clientapp import match_step
@@ -36,6 +36,7 @@ class Federation:
     public_context: bytes
     received: list[bytes] = field(default_factory=list)  # every value nodes sent back
     errors: dict[str, str] = field(default_factory=dict)
+    silent: set[tuple[str, int]] = field(default_factory=set)  # (step, node) that never answer
 
     @property
     def nodes(self) -> dict[int, PublicIdentity]:
@@ -47,12 +48,17 @@ class Federation:
             for node, (kind, body) in sends.items():
                 home = self.homes[node]
                 step = kind.removeprefix("query.")
+                if (step, node) in self.silent:
+                    continue
                 config = body.config_records[RECORD]
                 try:
                     fields = match_step(step, config, home, Principal("pytest", "operator"))
                 except Exception as error:  # an error reply, as Flower would deliver it
                     self.errors[home.site_id] = f"{type(error).__name__}: {error}"
                     continue
+                self.errors.update(
+                    {f"{home.site_id} {k}": str(v) for k, v in fields.items() if ".error" in k}
+                )
                 for value in fields.values():
                     self.received.append(value if isinstance(value, bytes) else str(value).encode())
                 replies[node] = SimpleNamespace(content=content(fields))
@@ -61,8 +67,11 @@ class Federation:
         return exchange  # type: ignore[return-value]
 
     def run(self, job: str, window: str = "all", run: str = "m1") -> JobReport:
-        task = MatchTask(FEDERATION, 1, run, job, window)
-        return run_job(self.exchange(), self.nodes, self.public_context, task)
+        return self.run_all([job], window, run)[0]
+
+    def run_all(self, jobs: list[str], window: str = "all", run: str = "m1") -> list[JobReport]:
+        tasks = [MatchTask(FEDERATION, 1, run, job, window) for job in jobs]
+        return run_jobs(self.exchange(), self.nodes, self.public_context, tasks)
 
     def flags(self, job: str, window: str = "all") -> set[tuple[str, str, str]]:
         """``(rule_id, site_id, settlement_id)`` of every node's results file of ``job``."""

@@ -95,21 +95,26 @@ def test_demo_generates_ingests_trains_over_flower_and_screens(
     assert "federated training over Flower" in result.output and "final" in result.output
     assert list((work / "federation").glob("rounds-*.png"))
     assert "screening: flags per rule and site" in result.output
+    assert "cross-site matching" in result.output
+    screened = "".join((work / s / "flags.jsonl").read_text(encoding="utf-8") for s in homes)
+    for job in ("duplicate_trace_code", "monthly_pharmacy_spend", "prescriber_outlier"):
+        assert f'"{job}"' in screened.replace(" ", "").replace('"rule_id":', ""), job
     _nothing_readable_reached_the_superlink(work)
     again = runner.invoke(app, [*args[:-2], "--rounds", "1"])
     assert again.exit_code == 0 and again.output.count("already ingested") >= 3
 
 
 def _nothing_readable_reached_the_superlink(work: Path) -> None:
-    """Every message the SuperLink relayed (its database) and everything the coordinator kept:
-    no tree, no raw or pseudonymous patient ID, no trace code, no amount."""
+    """Every message the SuperLink relayed (its database: training and matching) and everything
+    the coordinator kept: no tree, no raw or pseudonymous patient ID, no raw pharmacist ID, no
+    trace code, no amount."""
     import duckdb
 
     secrets: set[bytes] = {b"Tree=", b"threshold=", b"leaf_value="}
     for site in (p.parent for p in work.glob("*/config.toml")):
         with (work / "data" / site.name / "settlements.csv").open(encoding="utf-8") as handle:
             for row in itertools.islice(csv.DictReader(handle), 200):
-                secrets.add(row["patient_id"].encode())
+                secrets |= {row["patient_id"].encode(), row["pharmacist_id"].encode()}
                 if len(row["total_amount"]) >= 7:  # e.g. 1234.56: shorter ones occur by chance
                     secrets.add(row["total_amount"].encode())
         with duckdb.connect(str(site / "store.duckdb"), read_only=True) as db:
@@ -118,8 +123,10 @@ def _nothing_readable_reached_the_superlink(work: Path) -> None:
                 " USING (settlement_id) WHERE l.trace_code IS NOT NULL LIMIT 200"
             ).fetchall():
                 secrets |= {str(pseudonym).encode(), str(trace).encode()}
+    secrets.discard(b"")
     # SQLite keeps recent writes in the -wal file: read the database with all its files.
-    received = sorted((work / "federation" / "flower").glob("superlink.db*"))
+    received = sorted((work / "federation").glob("flower*/superlink.db*"))
+    assert {p.parent.name for p in received} == {"flower", "flower-matching"}
     relayed = b"".join(path.read_bytes() for path in received)
     assert relayed.count(b"FRS1") > 10  # the capture holds the signed messages it relayed
     received += [p for p in (work / "federation" / "coordinator").rglob("*") if p.is_file()]

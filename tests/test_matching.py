@@ -35,8 +35,9 @@ def matched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Federation]
     generate_dataset(root / "data", sites=4, settlements=2500, seed=21)
     homes = ingest_sites(root / "data", root / "homes")
     federation = federate(list(homes.values()))
-    for job in CROSS_SITE:
-        federation.run(job)
+    reports = federation.run_all(list(CROSS_SITE))  # one run: three exchanges for all jobs
+    assert [r.job for r in reports] == list(CROSS_SITE)
+    assert all(not r.dropped and not r.refused for r in reports)
     return root / "data", federation
 
 

@@ -74,8 +74,7 @@ def _amount(text: str) -> set[bytes]:
 def test_nothing_readable_reaches_the_coordinator(data_dir: Path, tmp_path: Path) -> None:
     homes = ingest_sites(data_dir, tmp_path / "homes")
     federation = federate(list(homes.values()))
-    for job in CROSS_SITE:
-        report = federation.run(job)
+    for report in federation.run_all(list(CROSS_SITE)):
         assert report.bytes_in and not report.dropped
     assert federation.received
     secrets = _secrets(data_dir, list(homes.values()))
@@ -125,3 +124,24 @@ def test_a_node_whose_policy_forbids_the_job_takes_no_part_and_is_audited(
             shutil.copytree(folder, others / folder.name)
     expected = {(job, *key) for key in oracle.evaluate_dataset(oracle.load(others, KB), KB)[job]}
     assert federation.flags(job) == expected
+
+
+def test_a_node_that_drops_before_its_values_is_left_out_and_the_rest_still_agree(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    job = "monthly_pharmacy_spend"
+    homes = ingest_sites(data_dir, tmp_path / "homes")
+    federation = federate(list(homes.values()))
+    gone = next(n for n, h in federation.homes.items() if h.site_id.startswith("P"))
+    federation.silent.add(("match_values", gone))
+    report = federation.run(job)
+    site = federation.homes[gone].site_id
+    assert report.dropped == {site: "no answer with values"}
+    others = tmp_path / "others"
+    for folder in oracle.site_dirs(data_dir):
+        if folder.name != site:
+            shutil.copytree(folder, others / folder.name)
+    expected = {(job, *key) for key in oracle.evaluate_dataset(oracle.load(others, KB), KB)[job]}
+    # the others match as if it did not exist; it decides nothing
+    assert {f for f in federation.flags(job) if f[1] != site} == expected
+    assert not results_file(federation.homes[gone].root, job, "all").exists()

@@ -63,7 +63,7 @@ def federated_model(
         "state-dir": str(state),
     }
     started = time.perf_counter()
-    report = _run_local(homes, config, root)
+    report = _run_local(homes, config, root / "flower")
     bundle_id = _sign_and_activate(homes, report, owner, root / f"model-{run}")
     plot = root / f"rounds-{run}.png"
     _plot(report, plot)
@@ -96,7 +96,7 @@ def cross_site_matching(workdir: Path, sites: list[str]) -> Matched:
         "state-dir": str(root / "coordinator"),
     }
     started = time.perf_counter()
-    report = _run_local(homes, config, root)
+    report = _run_local(homes, config, root / "flower-matching")
     return Matched(report, time.perf_counter() - started)
 
 

@@ -24,7 +24,7 @@ import typer
 from rich.table import Table
 
 from fedrisk.cli.access import HomeOption
-from fedrisk.cli.matchview import follow_matching, matching_table
+from fedrisk.cli.matchview import STEPS, follow_matching, matching_table
 from fedrisk.cli.render import console, fail, stage_progress
 from fedrisk.crypto.identity import IdentityError, PublicIdentity
 from fedrisk.deploy.local import APP_DIR, ConfigValue, config_arg
@@ -184,7 +184,7 @@ def match_command(
         "state-dir": str(state_dir.resolve()),
     }
     with stage_progress() as bar:
-        task = bar.add_task("matching", total=len(jobs))
+        task = bar.add_task("matching", total=len(STEPS))
         _run_app(superlink, config, timeout, lambda line: follow_matching(line, bar, task))
     report = json.loads((state_dir / f"report-{run}.json").read_text(encoding="utf-8"))
     console.print(matching_table(report.get("matching", [])))

@@ -12,8 +12,9 @@ from rich.table import Table
 
 from fedrisk.cli.render import console
 
-# What coordinator/serverapp.py logs at each step of each job.
-_STEP = re.compile(r"matching (\d+)/(\d+) (\S+) \((\S+)\): (.*)$")
+# What coordinator/serverapp.py logs at each step (the jobs of a run go through them together).
+_STEP = re.compile(r"matching \((\S+)\): (\w+)( \S+)?$")
+STEPS = ("tokens", "values", "sums", "results")
 
 
 def follow_matching(line: str, bar: Progress, task: TaskID) -> None:
@@ -22,9 +23,10 @@ def follow_matching(line: str, bar: Progress, task: TaskID) -> None:
     if step is None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
         return
-    number, total, job, window, name = step.groups()
-    done = int(number) - 1 + (name == "results")
-    bar.update(task, completed=done, total=int(total), description=f"{job} ({window}): {name}")
+    window, name, job = step.groups()
+    done = STEPS.index(name) if name in STEPS else 0
+    what = f"{name}{job or ''} ({window})"
+    bar.update(task, completed=done, total=len(STEPS), description=f"matching: {what}")
 
 
 def matching_table(reports: Sequence[Mapping[str, Any]]) -> Table:
