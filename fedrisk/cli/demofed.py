@@ -100,10 +100,13 @@ def cross_site_matching(workdir: Path, sites: list[str]) -> Matched:
     return Matched(report, time.perf_counter() - started)
 
 
-def _run_local(homes: list[NodeHome], config: dict[str, ConfigValue], root: Path) -> dict[str, Any]:
-    """One run of the app over a local SuperLink and a SuperNode per home; its report."""
+def _run_local(
+    homes: list[NodeHome], config: dict[str, ConfigValue], flower: Path
+) -> dict[str, Any]:
+    """One run of the app over a local SuperLink (its files in ``flower``) and a SuperNode per
+    home; the coordinator's report."""
     nodes: list[dict[str, ConfigValue]] = [{"home": str(home.root)} for home in homes]
-    with LocalFederation(nodes, workdir=root / "flower") as federation:
+    with LocalFederation(nodes, workdir=flower) as federation:
         federation.run(APP_DIR, config, timeout=900).check()
     report: dict[str, Any] = json.loads(
         (Path(str(config["state-dir"])) / f"report-{config['run']}.json").read_text()
