@@ -152,6 +152,12 @@ class _Spent:
     def month_spend(self, patient: str, month: str, exclude: str) -> tuple[Decimal, int]:
         return (self.amount, 2) if month == "2026-03" else (Decimal(0), 0)
 
+    def cross_site_spend(self, patient: str, month: str) -> int:
+        return 0
+
+    def cross_site_supply(self, patient: str, item_code: str) -> list:  # type: ignore[type-arg]
+        return []
+
 
 @pytest.mark.parametrize(
     ("earlier", "total", "hit"),

@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from fedrisk.models.kb import load_kb
+from fedrisk.models.rules.claimcheck import Claim, ClaimLine, check_claim
+from fedrisk.models.rules.pack import load_rule_pack
+from fedrisk.node.access import Principal, SiteAccess
+from fedrisk.node.history import StoreHistory, load_history
+from fedrisk.node.home import NodeHome
+from fedrisk.node.matching.results import results_file
 from fedrisk.synth import generate_dataset
 from tests import oracle
 from tests.matching import Federation, federate
-from tests.screening import ingest_sites, screen_all
+from tests.screening import ingest_sites, read_flags, screen_all
 
 KB = load_kb()
 CROSS_SITE = (
@@ -90,3 +100,50 @@ def test_screening_joins_the_cross_site_flags(matched: tuple[Path, Federation]) 
     central = oracle.evaluate(data_dir, KB)
     for job in CROSS_SITE:  # duplicates: within one site (the engine) and across (matching)
         assert {f for f in flags if f[0] == job} == {f for f in central if f[0] == job}, job
+
+
+def _next_order(
+    home: NodeHome, settlement: str, code: str | None, day: datetime
+) -> tuple[Claim, StoreHistory]:
+    """A new small claim of the patient of ``settlement`` on ``day``, and PreCheck's history."""
+    access = SiteAccess.open(home, Principal("pytest", "precheck"), "precheck")
+    history = load_history(access).history
+    with duckdb.connect(str(home.store), read_only=True) as db:
+        ((patient, visit_type),) = db.execute(
+            "SELECT patient_pseudonym, visit_type FROM settlements WHERE settlement_id = ?",
+            [settlement],
+        ).fetchall()
+    lines = ()
+    if code is not None:
+        lines = (ClaimLine(1, "drug", code, None, Decimal(1), 1, day),)
+    claim = Claim(
+        home.site_id, "NEW-1", "pharmacy", patient, "F", 50, visit_type, day, None, (), None,
+        "missing", lines, total_amount=Decimal("1.00"), settle_time=day,
+    )  # fmt: skip
+    return claim, history
+
+
+def test_precheck_warns_a_patient_the_federation_found_over_a_cross_site_limit(
+    matched: tuple[Path, Federation],
+) -> None:
+    _, federation = matched
+    pack = load_rule_pack(None)
+    for job in ("monthly_pharmacy_spend", "cross_site_over_quantity"):
+        home, flag = next(
+            (home, flag)
+            for home in federation.homes.values()
+            for flag in read_flags(results_file(home.root, job, "all"))
+            if flag["evidence"]["sites"] >= 2
+        )
+        evidence = flag["evidence"]
+        if job == "monthly_pharmacy_spend":
+            day = datetime.fromisoformat(evidence["month"] + "-28T10:00:00")
+            claim, history = _next_order(home, flag["settlement_id"], None, day)
+        else:
+            day = datetime.fromisoformat(evidence["window_start"] + "T10:00:00")
+            claim, history = _next_order(home, flag["settlement_id"], evidence["item_code"], day)
+        hits = {h.rule_id: h for h in check_claim(claim, history, KB, pack)}
+        assert job in hits, job
+        assert "the last cross-site matching" in hits[job].evidence
+        later = replace(claim, admit_time=day + timedelta(70), settle_time=day + timedelta(70))
+        assert job not in {h.rule_id for h in check_claim(later, history, KB, pack)}

@@ -18,7 +18,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -108,6 +108,28 @@ class History(Protocol):
         """The patient's pharmacy spend at this node in ``month`` (YYYY-MM) and how many
         settlements make it, ``exclude`` left out."""
         ...
+
+    def cross_site_spend(self, patient: str, month: str) -> int:
+        """How many sites the last cross-site matching found the patient's pharmacy spend of
+        ``month`` at, when it was over the limit there (0: not known to be over)."""
+        ...
+
+    def cross_site_supply(self, patient: str, item_code: str) -> list[SupplyWindow]:
+        """The windows in which the last cross-site matching found the patient's days of supply
+        of the drug over its limit, summed over sites."""
+        ...
+
+
+@dataclass(frozen=True)
+class SupplyWindow:
+    """A window of days (from ``start``, inclusive) found over the limit across ``sites``."""
+
+    start: date
+    days: int
+    sites: int
+
+    def covers(self, day: date) -> bool:
+        return self.start <= day <= self.start + timedelta(days=self.days)
 
 
 @dataclass(frozen=True)
@@ -376,6 +398,14 @@ def _monthly_spend(claim: Claim, history: History, kb: KnowledgeBase, pack: Rule
     earlier, settlements = history.month_spend(claim.patient, month, claim.settlement_id)
     total = earlier + claim.total_amount
     limit = pack.rules["monthly_pharmacy_spend"].number("limit")
+    sites = history.cross_site_spend(claim.patient, month)
+    if total < limit and sites:
+        return _severity(pack, "monthly_pharmacy_spend"), {
+            "month": month,
+            "restriction": f"pharmacy spend in a month < {limit}",
+            "scope": "all sites: the last cross-site matching found this month over the limit",
+            "sites": sites,
+        }
     if total < limit:
         return None
     evidence: dict[str, object] = {
@@ -386,6 +416,28 @@ def _monthly_spend(claim: Claim, history: History, kb: KnowledgeBase, pack: Rule
         "scope": "this site only; other sites come with federated matching",
     }
     return _severity(pack, "monthly_pharmacy_spend"), evidence
+
+
+def _cross_supply(claim: Claim, history: History, kb: KnowledgeBase, pack: RulePack) -> Found:
+    """A drug whose supply to this patient the last cross-site matching found over the limit,
+    summed over sites, in a window that the claim's admission date falls in."""
+    day = claim.admit_time.date()
+    for line in claim.lines:
+        if line.item_type != "drug" or line.item_code not in kb.drugs:
+            continue
+        for window in history.cross_site_supply(claim.patient, line.item_code):
+            if window.covers(day):
+                limit = kb.drugs[line.item_code].max_days_supply
+                return _severity(pack, "cross_site_over_quantity"), {
+                    "line_no": line.line_no,
+                    "item_code": line.item_code,
+                    "window_start": window.start.isoformat(),
+                    "window_days": window.days,
+                    "sites": window.sites,
+                    "restriction": f"days of supply over sites in the window ≤ {limit}",
+                    "scope": "all sites: the last cross-site matching",
+                }
+    return None
 
 
 def _item(kb: KnowledgeBase, line: ClaimLine) -> Drug | Service | None:
@@ -410,5 +462,9 @@ CHECKS = {
     "split_admission": _split,
     "data_quality": _data_quality,
 }
-# Cross-site rules of which one node's own history can already prove a breach.
-CONTEXT_CHECKS = {"monthly_pharmacy_spend": _monthly_spend}
+# Cross-site rules: what this node's own history already proves, and what the last cross-site
+# matching run (the federation's results, kept at this node) found about the patient.
+CONTEXT_CHECKS = {
+    "cross_site_over_quantity": _cross_supply,
+    "monthly_pharmacy_spend": _monthly_spend,
+}
