@@ -85,3 +85,13 @@ def test_model_guide_runs_as_written(tmp_path: Path) -> None:
     count = next(int(line) for line in reversed(lines) if line.strip().isdigit())
     assert count > 10  # the screen wrote model flags
     assert (tmp_path / "models-demo" / "table-bundle" / "model.txt").is_file()
+
+
+@pytest.mark.federation
+def test_privacy_guide_runs_as_written(tmp_path: Path) -> None:
+    done = _run(_guide("privacy.md"), tmp_path, 900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert '"purpose": "monthly_pharmacy_spend"' in done.stdout
+    assert '"dataset": "vault"' in done.stdout  # the identifiers the tokens were made from
+    assert '"rule_id": "monthly_pharmacy_spend"' in done.stdout
+    assert '"shared_groups"' in done.stdout
