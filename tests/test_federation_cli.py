@@ -1,5 +1,5 @@
 """The operators' federation commands against a real local SuperLink: trust, train, rotate,
-status (the new epoch replaces the old at every node, and training then uses it)."""
+match, status (the new epoch replaces the old at every node, and training then uses it)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from fedrisk.cli.main import app
 from fedrisk.deploy.local import LocalFederation
 from fedrisk.node.home import init_home
+from fedrisk.protos.matching import JOBS
 from tests.test_federation_e2e import _table
 
 pytestmark = pytest.mark.federation
@@ -55,6 +56,15 @@ def test_trust_train_rotate_and_status(tmp_path: Path) -> None:
         assert rotated.exit_code == 0 and "epoch 2 is in use" in rotated.output, rotated.output
         second = runner.invoke(app, [*train, "--run", "b"], env=env)
         assert second.exit_code == 0, second.output
+        match = ["federation", "match", *common, "--federation", "demo", "--job", "all"]
+        matched = runner.invoke(app, [*match, "--window", "2026-03"], env=env)
+        assert matched.exit_code == 0, matched.output
+        assert "cross-site matching: what each site sent and flagged" in matched.output
+        bad = runner.invoke(app, [*match[:-1], "no_such_job"], env=env)
+        assert bad.exit_code == 2 and "unknown job" in bad.output
+    report = json.loads((state / "report-match.json").read_text())
+    assert [r["job"] for r in report["matching"]] == list(JOBS)
+    assert all(set(r["tokens"]) == {"H1", "P1"} for r in report["matching"])  # stores are empty
     assert json.loads((state / "report-b.json").read_text())["epoch"] == 2
     status = runner.invoke(
         app, ["federation", "status", "--home", str(homes[0].root), "--federation", "demo"]

@@ -200,7 +200,9 @@ def _run_app(
     then fail unless the run completed."""
     flwr = str(Path(sys.executable).parent / "flwr")
     argv = [flwr, "run", str(APP_DIR), superlink, "--stream", "--run-config", config_arg(config)]
-    echo = on_line or (lambda line: console.print(line, markup=False, highlight=False))
+    echo = on_line or (
+        lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)
+    )
     lines: list[str] = []
     with subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
