@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 from flwr.app import RecordDict
 
+from fedrisk.cli.demofed import trust_each_other
 from fedrisk.coordinator.exchange import Exchange
 from fedrisk.coordinator.matching import JobReport, run_jobs
 from fedrisk.crypto.identity import PublicIdentity
@@ -87,10 +88,7 @@ class Federation:
 
 def federate(homes: list[NodeHome]) -> Federation:
     """Every home trusts the others; the first makes epoch 1 and all accept it."""
-    for home in homes:
-        for other in homes:
-            if other is not home:
-                home.trust("federation_member", other.public_identity())
+    trust_each_other(homes)
     creator = homes[0]
     new = make_epoch(
         creator, creator.identity(), FEDERATION, 1, [h.public_identity() for h in homes]

@@ -48,7 +48,7 @@ def federated_model(
     """Enroll the sites, train over Flower, sign and activate the model at every node."""
     workdir = workdir.resolve()  # the Flower processes run in folders of their own
     homes = [open_home(workdir / site) for site in sites]
-    _trust_each_other(homes)
+    trust_each_other(homes)
     root = workdir / "federation"
     state = root / "coordinator"
     run = time.strftime("demo-%Y%m%d-%H%M%S")
@@ -82,7 +82,7 @@ def cross_site_matching(workdir: Path, sites: list[str]) -> Matched:
     """Every cross-site job over every site, in one run of the federation's app."""
     workdir = workdir.resolve()
     homes = [open_home(workdir / site) for site in sites]
-    _trust_each_other(homes)
+    trust_each_other(homes)
     root = workdir / "federation"
     config: dict[str, ConfigValue] = {
         "federation": FEDERATION,
@@ -137,7 +137,7 @@ def rounds_table(trained: Trained) -> Table:
     return table
 
 
-def _trust_each_other(homes: list[NodeHome]) -> None:
+def trust_each_other(homes: list[NodeHome]) -> None:
     """What operators do with the identity files they exchanged out of band."""
     for home in homes:
         for other in homes:
