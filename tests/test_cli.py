@@ -136,12 +136,15 @@ def _nothing_readable_reached_the_superlink(work: Path) -> None:
         assert not leaked, (path, leaked[:5])
 
 
+@pytest.mark.federation  # two sites: cross-site matching runs over a local federation
 def test_demo_takes_contract_data_from_a_folder(sample_dir: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--data", str(sample_dir), "--workdir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "H33010000" / "config.toml").is_file()
     assert (tmp_path / "P33010701" / "config.toml").is_file()
     assert "birth_date" in result.output  # the sample's one malformed row, by field
+    assert "federated training skipped" in result.output  # the sample has no labels
+    assert "cross-site matching: what each site sent and flagged" in result.output
 
 
 def test_screen_writes_flags_and_a_table_per_rule(sample_dir: Path, tmp_path: Path) -> None:
