@@ -37,17 +37,21 @@ def encode_fields(fields: Sequence[str | int | bytes]) -> bytes:
     alike; integers are written in decimal; bytes are taken as they are. The one-byte tag keeps
     ``"1"`` and ``1`` apart.
     """
-    parts = []
+    out = bytearray()
     for field in fields:
-        if isinstance(field, bytes):
+        if isinstance(field, str):  # first: identifiers are text
+            # ASCII is its own NFC form: skip the normalisation, the common case of identifiers
+            text = field if field.isascii() else unicodedata.normalize("NFC", field)
+            tag, data = b"s", text.strip().encode("utf-8")
+        elif isinstance(field, bytes):
             tag, data = b"b", field
         elif isinstance(field, bool):
             raise TypeError("booleans are not key fields; encode them as 0/1 explicitly")
         elif isinstance(field, int):
             tag, data = b"i", str(field).encode("ascii")
-        elif isinstance(field, str):
-            tag, data = b"s", unicodedata.normalize("NFC", field).strip().encode("utf-8")
         else:
             raise TypeError(f"cannot encode a key field of type {type(field).__name__}")
-        parts.append(tag + len(data).to_bytes(_LENGTH_BYTES, "big") + data)
-    return b"".join(parts)
+        out += tag
+        out += len(data).to_bytes(_LENGTH_BYTES, "big")
+        out += data
+    return bytes(out)
