@@ -51,10 +51,12 @@ def join(tokens: Mapping[str, NDArray[np.uint8]], min_sites: int, slots_per_key:
     index = np.concatenate([np.arange(n) for n in counts]) if senders else np.empty(0, np.int64)
     merged = np.concatenate([tokens[s] for s in senders]) if senders else np.empty((0, 16))
     order = token_order(merged.astype(np.uint8))
-    ordered = merged[order]
-    # stable by owner within equal tokens: lexsort is stable and the owners come in order
+    # within equal tokens the owners stay in order (a stable sort of tokens concatenated by
+    # owner), so each group's first row is its leader
+    words = np.ascontiguousarray(merged).view("<u8").reshape(-1, 2)[order]
     first = np.ones(len(order), bool)
-    first[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    first[1:] = (words[1:, 0] != words[:-1, 0]) | (words[1:, 1] != words[:-1, 1])
+    del words
     group = np.cumsum(first) - 1
     size = np.bincount(group) if len(group) else np.empty(0, np.int64)
     kept = size >= min_sites
@@ -62,11 +64,12 @@ def join(tokens: Mapping[str, NDArray[np.uint8]], min_sites: int, slots_per_key:
     per_chunk = SLOTS // slots_per_key
     slot_of_group = (rank // per_chunk) * SLOTS + (rank % per_chunk) * slots_per_key
     keep = kept[group]
+    owner, index = owner[order], index[order]
     placements = {}
     for number, sender in enumerate(senders):
-        mine = keep & (owner[order] == number)
+        mine = keep & (owner == number)
         placements[sender] = Assignment(
-            index=index[order][mine].astype(np.int64),
+            index=index[mine].astype(np.int64),
             base=slot_of_group[group[mine]].astype(np.int64),
             sites=size[group[mine]].astype(np.int64),
             leader=first[mine],

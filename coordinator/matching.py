@@ -261,6 +261,7 @@ def _sums(context: ts.Context, job: _Job, values: Mapping[int, Parts]) -> dict[i
     assert layout is not None
     contributors = max(int(p.sites.max()) for p in layout.placements.values() if len(p.sites))
     keys = sorted({key for parts in values.values() for key in parts})
+    own = {node: _by_chunk(layout.own_slots(str(node))) for node in values}
     out: dict[int, Parts] = {node: {} for node in values}
     for attribute, chunk in keys:
         holders = [n for n, parts in values.items() if (attribute, chunk) in parts]
@@ -268,10 +269,16 @@ def _sums(context: ts.Context, job: _Job, values: Mapping[int, Parts]) -> dict[i
         if job.spec.masked:
             total = blindsum.mask_sign(total, contributors)
         for node in holders:
-            own = layout.own_slots(str(node))
-            own = own[own // blindsum.SLOTS == chunk] % blindsum.SLOTS
-            out[node][(attribute, chunk)] = blindsum.keep_only(total, own)
+            out[node][(attribute, chunk)] = blindsum.keep_only(total, own[node][chunk])
     return {node: pack_ciphertexts(parts) for node, parts in out.items()}
+
+
+def _by_chunk(slots: NDArray[np.int64]) -> dict[int, NDArray[np.int64]]:
+    """Absolute slots as offsets within each chunk."""
+    chunk = slots // blindsum.SLOTS
+    order = np.argsort(chunk, kind="stable")
+    parts = np.split(order, np.flatnonzero(np.diff(chunk[order])) + 1) if len(order) else []
+    return {int(chunk[part[0]]): slots[part] % blindsum.SLOTS for part in parts}
 
 
 def _results(exchange: Exchange, nodes: Mapping[int, PublicIdentity], jobs: list[_Job]) -> None:

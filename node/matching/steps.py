@@ -111,8 +111,9 @@ def decide(
     if spec.attributes:
         outcome = _outcome(prepared, assignment, results, membership, spec.attributes)
     found = prepared.job.decide(entries, outcome, assignment.sites)
-    alone = np.setdiff1d(np.arange(len(prepared.entry)), entries)
-    return found + prepared.job.local(alone)
+    alone = np.ones(len(prepared.entry), bool)
+    alone[entries] = False
+    return found + prepared.job.local(np.flatnonzero(alone))
 
 
 def _outcome(
@@ -148,7 +149,9 @@ def _entries(prepared: Prepared, assignment: Assignment) -> Int64s:
     index = assignment.index
     if len(index) and (int(index.min()) < 0 or int(index.max()) >= len(prepared.entry)):
         raise PayloadError("the assignment names tokens this node did not send")
-    if len(np.unique(index)) != len(index):
+    seen = np.zeros(len(prepared.entry), bool)
+    seen[index] = True
+    if int(seen.sum()) != len(index):
         raise PayloadError("the assignment names one token twice")
     if len(assignment.base) and int(assignment.base.min()) < 0:
         raise PayloadError("the assignment has a negative slot")
