@@ -43,7 +43,7 @@ def open_job(access: SiteAccess, name: str, window: str) -> MatchJob:
     if name == "duplicate_trace_code":
         return Duplicates(access, window)
     if name == "monthly_pharmacy_spend":
-        return Spend(access, window, pack)
+        return Spend.load(access, window, pack)
     if name == "cross_site_over_quantity":
         return Supply(access, window, kb, pack)
     if name == "pharmacist_multi_site":

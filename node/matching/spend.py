@@ -9,6 +9,7 @@ seen at this site only is decided here, from this node's own spend.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 import numpy as np
 
@@ -41,16 +42,28 @@ class Spend:
     name = NAME
     slots_per_key = 1
 
-    def __init__(self, access: SiteAccess, window: str, pack: RulePack) -> None:
-        self._limit = pack.rules[NAME].number("limit")
-        self._limit_fen = int(self._limit * 100)
+    def __init__(
+        self, keys: list[Key], fen: Int64s, settlements: list[list[str]], limit: Decimal
+    ) -> None:
+        """Rows already read: one key per (patient, month), its spend here in fen and its
+        settlements; ``limit`` in yuan."""
+        self._limit = limit
+        self._limit_fen = int(limit * 100)
         if not 1 <= self._limit_fen <= CAP:
-            raise ValueError(f"{NAME}: limit {self._limit} is out of range")
+            raise ValueError(f"{NAME}: limit {limit} is out of range")
+        self._keys, self._fen, self._settlements = keys, fen, settlements
+
+    @staticmethod
+    def load(access: SiteAccess, window: str, pack: RulePack) -> Spend:
+        """The job over this node's store (audited reads of the store and the vault)."""
         rows = store_rows(access, READS, _SQL, [window, window])
         patients = identities(access, "patient", (row[0] for row in rows))
-        self._keys: list[Key] = [(row[1], (patients[row[0]],)) for row in rows]
-        self._fen = np.array([row[2] for row in rows], np.int64)
-        self._settlements = [row[3] for row in rows]
+        return Spend(
+            [(row[1], (patients[row[0]],)) for row in rows],
+            np.array([row[2] for row in rows], np.int64),
+            [row[3] for row in rows],
+            pack.rules[NAME].number("limit"),
+        )
 
     def keys(self) -> Sequence[Key]:
         return self._keys
