@@ -131,12 +131,14 @@ def unpack_tokens(data: bytes) -> NDArray[np.uint8]:
 
 def token_order(tokens: NDArray[np.uint8]) -> NDArray[np.int64]:
     """The permutation that sorts tokens as byte strings (stable: equal tokens keep their
-    order). The first 8 bytes decide unless two tokens share them, which among random tokens
-    is rare enough that sorting by them alone first is ~10× faster than a two-key sort."""
+    order). The first 8 bytes decide unless two *different* tokens share them, which among
+    random tokens is rare enough that sorting by them alone first is ~7× faster than a two-key
+    sort; equal tokens (the shared keys a join is for) need no second key."""
     high, low = _halves(tokens)
     order = np.argsort(high, kind="stable")
-    ordered = high[order]
-    if len(ordered) > 1 and bool(np.any(ordered[1:] == ordered[:-1])):
+    highs, lows = high[order], low[order]
+    tie = (highs[1:] == highs[:-1]) & (lows[1:] != lows[:-1])
+    if bool(np.any(tie)):
         order = np.lexsort((low, high))
     return order.astype(np.int64)
 

@@ -40,3 +40,20 @@ def test_groups_never_straddle_two_ciphertexts() -> None:
     base = layout.placements["a"].base
     assert ((base % SLOTS) + 600 <= SLOTS).all()
     assert layout.chunks == -(-40 // (SLOTS // 600))
+
+
+def test_token_order_sorts_like_bytes_even_when_first_halves_tie() -> None:
+    from fedrisk.protos.matching import token_order
+
+    rng = np.random.default_rng(3)
+    tokens = rng.integers(0, 256, (500, 16), dtype=np.uint8)
+    tokens[10:20, :8] = tokens[0, :8]  # different tokens sharing their first 8 bytes
+    tokens[30:40] = tokens[1]  # equal tokens: their order must stay as given
+    order = token_order(tokens)
+    as_bytes = sorted(range(len(tokens)), key=lambda i: (tokens[i].tobytes(), i))
+    assert order.tolist() == as_bytes
+    shared = tokens.copy()
+    shared[5:9] = shared[4]  # only equal tokens tie: the fast path
+    assert token_order(shared).tolist() == sorted(
+        range(len(shared)), key=lambda i: (shared[i].tobytes(), i)
+    )
