@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from fedrisk.cli.main import app
 from fedrisk.node.home import open_home
+from tests.conftest import DEMO_ARGS, DemoRun
 from tests.nodes import counts
 
 runner = CliRunner()
@@ -77,30 +78,27 @@ def test_missing_column_refuses_the_file(sample_dir: Path, tmp_path: Path) -> No
 
 @pytest.mark.federation
 def test_demo_generates_ingests_trains_over_flower_and_screens(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    demo_run: DemoRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # a relative --workdir, as the README's demo uses
-    work = Path("w")
-    args = ["demo", "--sites", "3", "--settlements", "1500", "--workdir", str(work)]
-    args += ["--rounds", "2"]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
+    monkeypatch.chdir(demo_run.root)  # a relative --workdir, as the README's demo uses
+    work, output = demo_run.workdir, demo_run.output
+    assert demo_run.exit_code == 0, output
     homes = sorted(p.parent.name for p in work.glob("*/config.toml"))
     assert len(homes) == 3
     for site in homes:
-        assert site in result.output
+        assert site in output
         assert counts(open_home(work / site)).settlements > 500
         flags = (work / site / "flags.jsonl").read_text(encoding="utf-8")
         assert '"rule_id":"model"' in flags.replace(" ", "")  # the federated model screened
-    assert "federated training over Flower" in result.output and "final" in result.output
+    assert "federated training over Flower" in output and "final" in output
     assert list((work / "federation").glob("rounds-*.png"))
-    assert "screening: flags per rule and site" in result.output
-    assert "cross-site matching" in result.output
+    assert "screening: flags per rule and site" in output
+    assert "cross-site matching" in output
     screened = "".join((work / s / "flags.jsonl").read_text(encoding="utf-8") for s in homes)
     for job in ("duplicate_trace_code", "monthly_pharmacy_spend", "prescriber_outlier"):
         assert f'"{job}"' in screened.replace(" ", "").replace('"rule_id":', ""), job
     _nothing_readable_reached_the_superlink(work)
-    again = runner.invoke(app, [*args[:-2], "--rounds", "1"])
+    again = runner.invoke(app, [*DEMO_ARGS, "--workdir", str(work)])
     assert again.exit_code == 0 and again.output.count("already ingested") >= 3
 
 
