@@ -142,7 +142,7 @@ def test_demo_takes_contract_data_from_a_folder(sample_dir: Path, tmp_path: Path
     assert (tmp_path / "P33010701" / "config.toml").is_file()
     assert "birth_date" in result.output  # the sample's one malformed row, by field
     assert "federated training skipped" in result.output  # the sample has no labels
-    assert "cross-site matching: what each site sent and flagged" in result.output
+    assert "settlements flagged per site" in result.output
 
 
 def test_screen_writes_flags_and_a_table_per_rule(sample_dir: Path, tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ def test_trust_train_rotate_and_status(tmp_path: Path) -> None:
         match = ["federation", "match", *common, "--federation", "demo", "--job", "all"]
         matched = runner.invoke(app, [*match, "--window", "2026-03"], env=env)
         assert matched.exit_code == 0, matched.output
-        assert "cross-site matching: what each site sent and flagged" in matched.output
+        assert "settlements flagged per site" in matched.output
         bad = runner.invoke(app, [*match[:-1], "no_such_job"], env=env)
         assert bad.exit_code == 2 and "unknown job" in bad.output
     report = json.loads((state / "report-match.json").read_text())

@@ -101,9 +101,8 @@ def match(workdir: Path, sites: list[str]) -> None:
             matched = cross_site_matching(workdir, sites)
     except FederationError as error:
         raise FedriskError(f"cross-site matching failed: {error}") from None
-    table = matching_table(matched.report.get("matching", []))
-    table.caption = f"{matched.seconds:.0f} s; the flags join each node's flags.jsonl"
-    console.print(table)
+    console.print(matching_table(matched.report.get("matching", [])))
+    console.print(f"matching took {matched.seconds:.0f} s; its flags join each node's flags.jsonl")
 
 
 def contract_sites(data: Path) -> dict[str, Path]:

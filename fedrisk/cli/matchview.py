@@ -30,40 +30,37 @@ def follow_matching(line: str, bar: Progress, task: TaskID) -> None:
 
 
 def matching_table(reports: Sequence[Mapping[str, Any]]) -> Table:
-    """One row per job and site: tokens sent, shared groups, settlements flagged, traffic."""
-    table = Table(title="cross-site matching: what each site sent and flagged")
-    for column in (
-        "job",
-        "window",
-        "site",
-        "tokens",
-        "shared groups",
-        "flagged",
-        "sent",
-        "received",
-    ):
-        table.add_column(column, justify="left" if column in ("job", "window", "site") else "right")
+    """One row per site, one column per job: the site's settlements flagged (or why it took no
+    part), then each job's shared groups; tokens and traffic per site in the caption. Counts
+    and sizes only: that is all the coordinator has."""
+    sites = sorted({s for r in reports for s in (*r["tokens"], *r["refused"], *r["dropped"])})
+    window = ", ".join(sorted({str(r["window"]) for r in reports}))
+    table = Table(title=f"cross-site matching (window {window}): settlements flagged per site")
+    table.add_column("site")
     for report in reports:
-        sites = sorted({*report["tokens"], *report["refused"], *report["dropped"]})
-        for site in sites:
-            if site in report["refused"]:
-                note = f"refused: {report['refused'][site]}"
-                table.add_row(report["job"], report["window"], site, note, "", "", "", "")
-                continue
-            table.add_row(
-                report["job"],
-                report["window"],
-                site,
-                f"{report['tokens'].get(site, 0):,}",
-                f"{report['shared_groups']:,}",
-                f"{report['flagged'].get(site, 0):,}"
-                if site not in report["dropped"]
-                else "dropped",
-                _size(report["bytes_in"].get(site, 0)),
-                _size(report["bytes_out"].get(site, 0)),
-            )
+        table.add_column(str(report["job"]).replace("_", " "), justify="right")
+    for site in sites:
+        table.add_row(site, *[_cell(report, site) for report in reports])
+    table.add_row("shared groups", *[f"{r['shared_groups']:,}" for r in reports], style="dim")
+    table.caption = "; ".join(
+        f"{site} sent {sum(r['tokens'].get(site, 0) for r in reports):,} tokens and "
+        f"{_size(sum(r['bytes_in'].get(site, 0) for r in reports))}, received "
+        f"{_size(sum(r['bytes_out'].get(site, 0) for r in reports))}"
+        for site in sites
+    )
     return table
 
 
+def _cell(report: Mapping[str, Any], site: str) -> str:
+    if site in report["refused"]:
+        return "refused"
+    if site in report["dropped"]:
+        return "dropped"
+    return f"{report['flagged'].get(site, 0):,}"
+
+
 def _size(count: int) -> str:
-    return f"{count / 1024:,.0f} KiB" if count >= 1024 else f"{count} B"
+    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:,.1f} {unit}"
+    return f"{count} B"
