@@ -32,7 +32,7 @@ from fedrisk.coordinator.exchange import Exchange, grid_exchange
 from fedrisk.coordinator.matching import JobReport, run_jobs
 from fedrisk.coordinator.training import Ledger, RoundReport, Settings, publish, run_rounds
 from fedrisk.crypto.identity import PublicIdentity
-from fedrisk.protos.matching import JOBS, MatchTask
+from fedrisk.protos.matching import JOBS, MatchTask, check_window
 
 app = ServerApp()
 log = logging.getLogger("fedrisk.coordinator")
@@ -84,7 +84,7 @@ def main(grid: Grid, context: Context) -> None:
     if jobs:
         saved = state / f"he-public-epoch-{enrolled.epoch}.bin"
         public = enrolled.public_context or saved.read_bytes()
-        window = str(config.get("window", "all"))
+        window = check_window(str(config.get("window", "all")))
         tasks = [
             MatchTask(settings.federation, enrolled.epoch, settings.run, j, window) for j in jobs
         ]

@@ -21,6 +21,7 @@ of job J are named ``J.<field>`` (:func:`job_field`).
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -92,6 +93,16 @@ class MatchTask:
             f"window={self.window}",
             f"step={step}",
         )
+
+
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
+def check_window(window: str) -> str:
+    """``window`` if it is ``all`` or a month ``YYYY-MM``; raises :class:`PayloadError`."""
+    if window != ALL_WINDOWS and not _MONTH.fullmatch(window):
+        raise PayloadError(f"window {window!r}: expected 'all' or a month YYYY-MM")
+    return window
 
 
 def job_field(job: str, name: str) -> str:

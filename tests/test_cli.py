@@ -60,6 +60,22 @@ def test_errors_are_one_clear_line_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--job", "all", "--window", "2026-13"], "expected 'all' or a month YYYY-MM"),
+        (["--job", "duplicate_trace_code,nope"], "unknown job"),
+    ],
+)
+def test_match_refuses_a_bad_job_or_window_before_starting(
+    tmp_path: Path, option: list[str], message: str
+) -> None:
+    args = ["federation", "match", "--superlink", "x", "--state-dir", str(tmp_path), *option]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output
+
+
 def test_missing_column_refuses_the_file(sample_dir: Path, tmp_path: Path) -> None:
     home = tmp_path / "h"
     runner.invoke(app, ["node", "init", "--home", str(home), "--site-id", "H33010000"])

@@ -31,7 +31,7 @@ from fedrisk.deploy.local import APP_DIR, ConfigValue, config_arg
 from fedrisk.models.errors import FedriskError
 from fedrisk.node.home import open_home
 from fedrisk.node.membership import MembershipError, load
-from fedrisk.protos.matching import JOBS
+from fedrisk.protos.matching import JOBS, PayloadError, check_window
 
 app = typer.Typer(
     help="Join and run the federation: trust members, train, rotate the epoch.",
@@ -172,6 +172,10 @@ def match_command(
     unknown = [j for j in jobs if j not in JOBS]
     if unknown or not jobs:
         raise fail(FedriskError(f"--job {job!r}: unknown job; known: {', '.join(JOBS)} or all"))
+    try:
+        check_window(window)
+    except PayloadError as error:
+        raise fail(FedriskError(f"--window: {error}")) from None
     config: dict[str, ConfigValue] = {
         "federation": federation,
         "run": run,

@@ -7,8 +7,6 @@ the node's rule pack disables is refused as well.
 
 from __future__ import annotations
 
-import re
-
 from fedrisk.crypto.identity import Identity
 from fedrisk.node.access import AccessDeniedError, Principal, SiteAccess
 from fedrisk.node.home import NodeHome
@@ -21,9 +19,7 @@ from fedrisk.node.matching.results import write_flags
 from fedrisk.node.matching.spend import Spend
 from fedrisk.node.matching.supply import Supply
 from fedrisk.node.membership import load
-from fedrisk.protos.matching import ALL_WINDOWS, Assignment, MatchTask, PayloadError, job_spec
-
-WINDOW = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+from fedrisk.protos.matching import Assignment, MatchTask, check_window, job_spec
 
 
 class JobRefusedError(Exception):
@@ -33,8 +29,7 @@ class JobRefusedError(Exception):
 def open_job(access: SiteAccess, name: str, window: str) -> MatchJob:
     """The job ``name`` over ``window`` (``all`` or ``YYYY-MM``), loaded from this node's data."""
     job_spec(name)
-    if window != ALL_WINDOWS and not WINDOW.fullmatch(window):
-        raise PayloadError(f"window {window!r}: expected 'all' or a month YYYY-MM")
+    check_window(window)
     home = access.home
     pack, kb = home.rule_pack(), home.knowledge_base()
     if not pack.enabled(name):
