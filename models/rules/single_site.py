@@ -214,16 +214,28 @@ def batch_prescribing(rule: RuleConfig) -> str:
     return f"""
     WITH orders AS (
         SELECT s.site_id, s.settlement_id, s.doctor_pseudonym AS doctor,
-            s.patient_pseudonym AS patient, l.item_code, l.order_time
+            s.patient_pseudonym AS patient, l.item_code, l.order_time,
+            hash(s.site_id, s.doctor_pseudonym, l.item_code) AS k
         FROM lines l
         JOIN kb_drugs d ON d.code = l.item_code AND d.monitored
         JOIN settlements s ON s.site_id = l.site_id AND s.settlement_id = l.settlement_id
         WHERE l.item_type = 'drug' AND s.doctor_status = 'ok'
+    ), hot AS (
+        -- N patients in a window are at least N orders in it, so only a doctor's drug with N
+        -- orders within W seconds somewhere can qualify; few do, and the costly distinct
+        -- count below runs on those alone. Groups are keyed by a hash: a collision merges
+        -- two groups here, which can add a candidate but never hide one.
+        SELECT DISTINCT k FROM (
+            SELECT k, order_time,
+                lead(order_time, {max(least - 1, 0)}) OVER (PARTITION BY k ORDER BY order_time)
+                    AS nth
+            FROM orders
+        ) WHERE nth <= order_time + INTERVAL {window} SECOND
     ), windows AS (
         SELECT *, count(DISTINCT patient) OVER (
             {group} RANGE BETWEEN CURRENT ROW AND INTERVAL {window} SECOND FOLLOWING
         ) AS patients
-        FROM orders
+        FROM orders WHERE k IN (SELECT k FROM hot)
     ), members AS (
         SELECT *, max(CASE WHEN patients >= {least} THEN patients END) OVER (
             {group} RANGE BETWEEN INTERVAL {window} SECOND PRECEDING AND CURRENT ROW
