@@ -126,12 +126,14 @@ class SiteAccess:
             raise FedriskError(
                 f"{self.home.store}: cannot open the store (is an ingest running?): {exc}"
             ) from None
+        entries = []
         for dataset, fields in reads.items():
             columns = ", ".join(expand(dataset, fields)) or "NULL AS no_field"
             db.execute(f"CREATE VIEW {dataset} AS SELECT {columns} FROM store.{dataset}")
             # fetchall, not fetchone: a result left open blocks the connection's next query
             ((counted,),) = db.execute(f"SELECT count(*) FROM store.{dataset}").fetchall()
-            self._record("read", dataset, fields, int(counted), "")
+            entries.append(self._entry("read", dataset, fields, int(counted), "allowed", ""))
+        self.log.append(entries)  # one commit (two fsyncs) for the whole attach
 
     def _require(self, action: Action, dataset: str, fields: Sequence[str]) -> None:
         """Raise :class:`AccessDeniedError` (and log the denial) unless the policy allows this."""
