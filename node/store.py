@@ -71,6 +71,8 @@ CREATE TABLE IF NOT EXISTS labels (
 );
 """
 
+_ROW_GROUP_SIZE = 32_768
+
 _INSERT_SETTLEMENTS = """
 INSERT INTO settlements SELECT
     site_id, settlement_id, $batch, site_type, patient_pseudonym, gender, age, insurance_type,
@@ -131,7 +133,19 @@ class Store:
     @staticmethod
     @contextmanager
     def open(path: Path, read_only: bool = False) -> Iterator[Store]:
-        with duckdb.connect(str(path), read_only=read_only) as db:
+        if read_only:
+            with duckdb.connect(str(path), read_only=True) as db:
+                yield Store(db)
+            return
+        with duckdb.connect() as db:
+            # The row group size is a setting of the attach, not of the file. A batch larger
+            # than one row group is written straight to the file as it is inserted; a smaller
+            # one goes through the write-ahead log and is written again by the commit's
+            # checkpoint. Groups of 32k rows spare most batches that second write (100k
+            # settlements: 0.24 -> 0.18 s) and still scan as fast for screening (16k did not).
+            quoted = str(path).replace("'", "''")
+            db.execute(f"ATTACH '{quoted}' AS store (ROW_GROUP_SIZE {_ROW_GROUP_SIZE})")
+            db.execute("USE store")
             yield Store(db)
 
     def has_content(self, sha256: str) -> str | None:
