@@ -13,8 +13,9 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from fedrisk.models.kb import KnowledgeBase
@@ -120,27 +121,30 @@ def ingest(
             vault_job.result()
             return IngestReport(earlier, (), True, None, 0, time.perf_counter() - started)
         batch_id = digest[:16]
+        known = Known(
+            s.accepted.column("settlement_id").combine_chunks(),
+            read.column("settlement_id").combine_chunks(),
+            stored_ids,
+        )
+        # The store's reads come first: its connection then only writes, while the other
+        # threads finish the lines' and labels' checks beside the settlements' insert.
+        pending = lines_job.result()
+        line_ids = pending.data.column("settlement_id")
+        stored_lines = access.read(
+            "lines", ["settlement_id", "line_no"], lambda: store.line_keys(line_ids)
+        )
+        lines_done = pool.submit(finish_lines, pending, known, stored_lines)
+        labels_done = _labels(access, store, pool, known, labels)
         step("store")
         with store.batch(batch_id) as writer:
-            # while the other thread checks the lines
             access.write(
                 "settlements",
                 clean.settlements.num_rows,
                 lambda: writer.settlements(clean.settlements),
             )
-            known = Known(
-                s.accepted.column("settlement_id").combine_chunks(),
-                read.column("settlement_id").combine_chunks(),
-                stored_ids,
-            )
-            pending = lines_job.result()
-            line_ids = pending.data.column("settlement_id")
-            stored_lines = access.read(
-                "lines", ["settlement_id", "line_no"], lambda: store.line_keys(line_ids)
-            )
-            ln = finish_lines(pending, known, stored_lines)
+            ln = lines_done.result()
             access.write("lines", ln.accepted.num_rows, lambda: writer.lines(ln.accepted))
-            lb = _labels(access, store, home.site_id, known, labels)
+            lb = None if labels_done is None else labels_done.result()
             if lb is not None:
                 access.write("labels", lb.accepted.num_rows, lambda: writer.labels(lb.accepted))
             results = [r for r in (s, ln, lb) if r is not None]
@@ -169,13 +173,24 @@ def _read_and_check_lines(access: SiteAccess, path: Path, kb: KnowledgeBase) -> 
 
 
 def _labels(
-    access: SiteAccess, store: Store, site_id: str, known: Known, path: Path | None
-) -> Validated | None:
+    access: SiteAccess,
+    store: Store,
+    pool: ThreadPoolExecutor,
+    known: Known,
+    path: Path | None,
+) -> Future[Validated] | None:
+    """Start reading and checking the labels file, if there is one (after reading the store's
+    labels here, on the store's thread)."""
     if path is None:
         return None
-    data = access.read("export.labels", ["*"], lambda: read_contract_csv(path, LABEL_COLUMNS))
     labelled = access.read("labels", ["settlement_id"], store.labelled_ids)
-    return validate_labels(data, site_id, known, labelled)
+    read = partial(read_contract_csv, path, LABEL_COLUMNS)
+
+    def check() -> Validated:
+        data = access.read("export.labels", ["*"], read)
+        return validate_labels(data, access.home.site_id, known, labelled)
+
+    return pool.submit(check)
 
 
 def _record(
