@@ -11,6 +11,7 @@ The analytic table returned here is the only form in which settlements reach the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -42,9 +43,12 @@ ANALYTIC_SETTLEMENT_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class VaultEntry:
-    """A raw identifier and its pseudonym, bound for the identity vault."""
+class VaultEntry(NamedTuple):
+    """A raw identifier and its pseudonym, bound for the identity vault.
+
+    A named tuple rather than a frozen dataclass: a batch makes one per distinct person, and
+    a tuple is built three times faster.
+    """
 
     kind: str
     pseudonym: str
