@@ -100,8 +100,8 @@ def read_contract_csv(path: Path, columns: tuple[str, ...]) -> CsvColumns:
         raise ContractError(
             f"{path.name}: unreadable CSV (invalid UTF-8 or unbalanced quotes); nothing ingested"
         ) from None
-    starts, lines = _record_starts(data)
-    if data.count(b'"') % 2:
+    starts, lines, quotes = _record_starts(data)
+    if quotes % 2:
         line = int(lines[-1]) if len(lines) else 1
         raise ContractError(
             f"{path.name}: the row starting on line {line} opens a quote that is never closed "
@@ -161,8 +161,9 @@ def _header(name: str, data: bytes) -> list[str]:
     return header
 
 
-def _record_starts(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Byte offsets of the non-empty records after the header, and the line each starts on.
+def _record_starts(data: bytes) -> tuple[np.ndarray, np.ndarray, int]:
+    """Byte offsets of the non-empty records after the header, the line each starts on, and
+    how many quote characters the file holds.
 
     A line break ends a record unless it lies inside quotes (an odd number of quote characters
     before it); empty records (blank lines) are skipped, as the CSV parser skips them.
@@ -172,7 +173,7 @@ def _record_starts(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     if b'"' not in data and b"\r" not in data and b"\n\n" not in data:  # one record a line
         starts = breaks + 1
         starts = starts[starts < len(buf)]
-        return starts, np.arange(2, len(starts) + 2, dtype=np.int64)
+        return starts, np.arange(2, len(starts) + 2, dtype=np.int64), 0
     cr = np.flatnonzero(buf == ord("\r"))
     if cr.size:  # a CR not followed by LF is a line break of its own
         after = np.minimum(cr + 1, len(buf) - 1)
@@ -183,7 +184,7 @@ def _record_starts(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     starts = ends + 1
     starts = starts[starts < len(buf)]
     starts = starts[(buf[starts] != ord("\n")) & (buf[starts] != ord("\r"))]
-    return starts, np.searchsorted(breaks, starts) + 1
+    return starts, np.searchsorted(breaks, starts) + 1, int(quotes.size)
 
 
 def _locate(data: bytes, starts: np.ndarray, texts: list[str]) -> np.ndarray:
