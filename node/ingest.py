@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 from fedrisk.models.kb import KnowledgeBase
@@ -79,10 +78,11 @@ def ingest(
     """Validate, desensitize and store one batch of contract files at the node of ``access``.
 
     Every read and write goes through ``access`` (the policy decides, the audit log records).
-    Settlements and fee lines are read and checked in two threads (Arrow and DuckDB release
-    the GIL, so a 2-core node uses both cores); the vault is written while the lines are
-    checked and the store inserts, and the store commits only once the vault holds every
-    identity of the batch.
+    Arrow, DuckDB and the crypto release the GIL, so the work is spread over threads to use
+    both cores of a small node: the lines are read and checked beside the settlements; the
+    settlements are desensitized while the lines are inserted; the vault is written while the
+    settlements are inserted, and the store commits only once the vault holds every identity
+    of the batch.
     """
     started = time.perf_counter()
     step = progress or (lambda stage: None)
@@ -92,7 +92,7 @@ def ingest(
     if labels is not None:
         inputs["labels"] = labels
     kb = home.knowledge_base()
-    with Store.open(home.store) as store, ThreadPoolExecutor(max_workers=3) as pool:
+    with Store.open(home.store) as store, ThreadPoolExecutor(max_workers=4) as pool:
         digest_job = pool.submit(_content_sha256, list(inputs.values()))
         step("read")
         lines_job = pool.submit(_read_and_check_lines, access, lines, kb)
@@ -102,13 +102,13 @@ def ingest(
         step("validate")
         stored_ids = access.read("settlements", ["settlement_id"], store.settlement_ids)
         s = validate_settlements(read, home.site_id, stored_ids)
-        step("desensitize")
-        clean = desensitize(s.accepted, home.secret("pseudonym"))
-        vault = Vault(home.vault, home.secret("vault"))
-        # Idempotent, so it may start before the batch is known to be new.
-        vault_job = pool.submit(
-            access.write, "vault", len(clean.vault), lambda: vault.put(clean.vault)
+        known = Known(
+            s.accepted.column("settlement_id").combine_chunks(),
+            read.column("settlement_id").combine_chunks(),
+            stored_ids,
         )
+        step("desensitize")
+        desensitized = pool.submit(desensitize, s.accepted, home.secret("pseudonym"))
         digest = digest_job.result()
         earlier = access.read(
             "batches",
@@ -118,32 +118,30 @@ def ingest(
         )
         if earlier is not None:
             lines_job.result()
-            vault_job.result()
+            desensitized.result()
             return IngestReport(earlier, (), True, None, 0, time.perf_counter() - started)
         batch_id = digest[:16]
-        known = Known(
-            s.accepted.column("settlement_id").combine_chunks(),
-            read.column("settlement_id").combine_chunks(),
-            stored_ids,
-        )
-        # The store's reads come first: its connection then only writes, while the other
-        # threads finish the lines' and labels' checks beside the settlements' insert.
+        # The store's reads come first: its connection then only writes.
         pending = lines_job.result()
         line_ids = pending.data.column("settlement_id")
         stored_lines = access.read(
             "lines", ["settlement_id", "line_no"], lambda: store.line_keys(line_ids)
         )
-        lines_done = pool.submit(finish_lines, pending, known, stored_lines)
         labels_done = _labels(access, store, pool, known, labels)
+        ln = finish_lines(pending, known, stored_lines)
         step("store")
         with store.batch(batch_id) as writer:
+            access.write("lines", ln.accepted.num_rows, lambda: writer.lines(ln.accepted))
+            clean = desensitized.result()
+            vault = Vault(home.vault, home.secret("vault"))
+            vault_job = pool.submit(
+                access.write, "vault", len(clean.vault), lambda: vault.put(clean.vault)
+            )
             access.write(
                 "settlements",
                 clean.settlements.num_rows,
                 lambda: writer.settlements(clean.settlements),
             )
-            ln = lines_done.result()
-            access.write("lines", ln.accepted.num_rows, lambda: writer.lines(ln.accepted))
             lb = None if labels_done is None else labels_done.result()
             if lb is not None:
                 access.write("labels", lb.accepted.num_rows, lambda: writer.labels(lb.accepted))
@@ -184,13 +182,12 @@ def _labels(
     if path is None:
         return None
     labelled = access.read("labels", ["settlement_id"], store.labelled_ids)
-    read = partial(read_contract_csv, path, LABEL_COLUMNS)
 
-    def check() -> Validated:
-        data = access.read("export.labels", ["*"], read)
+    def check(file: Path) -> Validated:
+        data = access.read("export.labels", ["*"], lambda: read_contract_csv(file, LABEL_COLUMNS))
         return validate_labels(data, access.home.site_id, known, labelled)
 
-    return pool.submit(check)
+    return pool.submit(check, path)
 
 
 def _record(
