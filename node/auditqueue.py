@@ -2,10 +2,11 @@
 
 Each PreCheck call is an audit entry. Appending one entry costs an fsync and a signature
 (~1 ms here), more than the call itself; the queue collects entries from every worker thread
-and a single writer, once an entry arrives, gathers entries for ``interval`` seconds (or until
-``batch`` are waiting) and appends them as one commit: at most 1/``interval`` commits a second,
-however busy the service. An entry is on disk within ``interval`` (plus one commit) of its call;
-on shutdown :meth:`close` writes whatever is left.
+and a single writer, once an entry arrives, sleeps ``interval`` seconds and then appends what
+is waiting (up to ``batch`` entries) as one commit: at most 1/``interval`` commits a second,
+however busy the service, and one wake-up per commit rather than per entry. An entry is on disk
+within ``interval`` (plus one commit) of its call; a flush or a stop is answered at once when
+nothing is waiting; on shutdown :meth:`close` writes whatever is left.
 """
 
 from __future__ import annotations
@@ -45,27 +46,27 @@ class AuditQueue:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
-            deadline = time.monotonic() + self._interval
-            pending: list[AuditRecord] = []
-            markers: list[threading.Event] = []
-            item: object = first
-            while True:
-                if item is _STOP:
-                    stopping = True
-                elif isinstance(item, threading.Event):
-                    markers.append(item)
-                else:
-                    assert isinstance(item, AuditRecord)
-                    pending.append(item)
-                left = deadline - time.monotonic()
-                if stopping or markers or len(pending) >= self._batch or left <= 0:
-                    break  # a flush or a stop is answered at once
-                try:
-                    item = self._queue.get(timeout=left)
-                except queue.Empty:
-                    break
+            items = [self._queue.get()]
+            if not isinstance(items[0], threading.Event) and items[0] is not _STOP:
+                # Sleep the interval, then take everything at once: waking for each entry
+                # would take the GIL from the service thousands of times a second.
+                time.sleep(self._interval)
+            items += _drain(self._queue, self._batch)
+            pending = [i for i in items if isinstance(i, AuditRecord)]
+            stopping = any(i is _STOP for i in items)
             if pending:
                 self._log.append(pending)
-            for marker in markers:
-                marker.set()
+            for marker in items:
+                if isinstance(marker, threading.Event):
+                    marker.set()
+
+
+def _drain(waiting: queue.Queue[object], limit: int) -> list[object]:
+    """Up to ``limit`` items already in the queue, without blocking."""
+    items: list[object] = []
+    while len(items) < limit:
+        try:
+            items.append(waiting.get_nowait())
+        except queue.Empty:
+            break
+    return items
