@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from fedrisk.crypto.pseudonym import pseudonym
 from fedrisk.models.errors import FedriskError
@@ -68,8 +68,10 @@ class _First:
     found: tuple[int, str] | None = None
 
     def add(self, column: str, bad: bool, reason: str) -> None:
+        if not bad:  # nearly every check of nearly every claim: keep it cheap
+            return
         index = self.columns.index(column)
-        if bad and (self.found is None or index < self.found[0]):
+        if self.found is None or index < self.found[0]:
             self.found = (index, reason)
 
     def raise_for(self, prefix: str) -> None:
@@ -251,7 +253,12 @@ def _decimal(pattern: str, text: str) -> Decimal | None:
 
 
 def _match(pattern: str, text: str) -> bool:
-    return re.match(pattern, text) is not None
+    return _compiled(pattern).match(text) is not None
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 @lru_cache(maxsize=4096)
@@ -287,5 +294,6 @@ def _national_id(text: str) -> bool:
     return text[17] == _ID_CHECK[total % 11]
 
 
+@cache
 def _enum(allowed: tuple[str, ...]) -> str:
     return f"not one of {', '.join(allowed)}"

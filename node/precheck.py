@@ -28,7 +28,7 @@ from fedrisk.models.scoring import SEVERITY as MODEL_SEVERITY
 from fedrisk.models.scoring import reasons
 from fedrisk.node.access import AccessDeniedError, SiteAccess
 from fedrisk.node.auditqueue import AuditQueue
-from fedrisk.node.claimvalidate import ClaimError, check_lines, check_settlement, to_claim, trimmed
+from fedrisk.node.claimvalidate import ClaimError, check_lines, check_settlement, to_claim
 from fedrisk.node.history import StoreHistory
 from fedrisk.protos.fedrisk.v1 import precheck_pb2, precheck_pb2_grpc
 
@@ -78,8 +78,8 @@ class Checker:
     def verdict(self, claim: precheck_pb2.Claim) -> precheck_pb2.Verdict:
         """The verdict on one claim; raises :class:`ClaimError` for a malformed one."""
         site_id = self.access.home.site_id
-        settlement = trimmed(_fields(claim.settlement, SETTLEMENT_COLUMNS), SETTLEMENT_COLUMNS)
-        lines = [trimmed(_fields(line, LINE_COLUMNS), LINE_COLUMNS) for line in claim.lines]
+        settlement = _fields(claim.settlement, SETTLEMENT_COLUMNS)
+        lines = [_fields(line, LINE_COLUMNS) for line in claim.lines]
         check_settlement(settlement, site_id)
         check_lines(lines, settlement["settlement_id"], site_id, self.kb)
         checked = to_claim(settlement, lines, self.pseudonym_key)
@@ -158,4 +158,6 @@ def _hit(rule_id: str, severity: str, evidence: str) -> precheck_pb2.RuleHit:
 
 
 def _fields(message: object, columns: tuple[str, ...]) -> dict[str, str]:
-    return {column: getattr(message, column) for column in columns}
+    """A record's contract fields, trimmed as ingest trims them (see ``claimvalidate.trimmed``;
+    proto3 strings are never null, so this skips its handling of absent values)."""
+    return {column: getattr(message, column).strip() for column in columns}
