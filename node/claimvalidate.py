@@ -88,6 +88,12 @@ def trimmed(values: Mapping[str, str], columns: Sequence[str]) -> dict[str, str]
     return {c: str(values.get(c, "") or "").strip() for c in columns}
 
 
+def trimmed_message(message: object, columns: Sequence[str]) -> dict[str, str]:
+    """:func:`trimmed` of a protobuf record (its strings are never absent or null), without
+    the dict in between: PreCheck does this for every field of every claim."""
+    return {c: getattr(message, c).strip() for c in columns}
+
+
 def check_settlement(s: Mapping[str, str], site_id: str) -> None:
     """Raise :class:`ClaimError` for the first field of the settlement that breaks the contract."""
     f = _First(SETTLEMENT_COLUMNS)

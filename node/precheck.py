@@ -28,7 +28,13 @@ from fedrisk.models.scoring import SEVERITY as MODEL_SEVERITY
 from fedrisk.models.scoring import reasons
 from fedrisk.node.access import AccessDeniedError, SiteAccess
 from fedrisk.node.auditqueue import AuditQueue
-from fedrisk.node.claimvalidate import ClaimError, check_lines, check_settlement, to_claim
+from fedrisk.node.claimvalidate import (
+    ClaimError,
+    check_lines,
+    check_settlement,
+    to_claim,
+    trimmed_message,
+)
 from fedrisk.node.history import StoreHistory
 from fedrisk.protos.fedrisk.v1 import precheck_pb2, precheck_pb2_grpc
 
@@ -78,8 +84,8 @@ class Checker:
     def verdict(self, claim: precheck_pb2.Claim) -> precheck_pb2.Verdict:
         """The verdict on one claim; raises :class:`ClaimError` for a malformed one."""
         site_id = self.access.home.site_id
-        settlement = _fields(claim.settlement, SETTLEMENT_COLUMNS)
-        lines = [_fields(line, LINE_COLUMNS) for line in claim.lines]
+        settlement = trimmed_message(claim.settlement, SETTLEMENT_COLUMNS)
+        lines = [trimmed_message(line, LINE_COLUMNS) for line in claim.lines]
         check_settlement(settlement, site_id)
         check_lines(lines, settlement["settlement_id"], site_id, self.kb)
         checked = to_claim(settlement, lines, self.pseudonym_key)
@@ -155,9 +161,3 @@ def _reason(reason: dict[str, object]) -> precheck_pb2.Reason:
 
 def _hit(rule_id: str, severity: str, evidence: str) -> precheck_pb2.RuleHit:
     return precheck_pb2.RuleHit(rule_id=rule_id, severity=severity, evidence_json=evidence)
-
-
-def _fields(message: object, columns: tuple[str, ...]) -> dict[str, str]:
-    """A record's contract fields, trimmed as ingest trims them (see ``claimvalidate.trimmed``;
-    proto3 strings are never null, so this skips its handling of absent values)."""
-    return {column: getattr(message, column).strip() for column in columns}
