@@ -1,6 +1,8 @@
 """PreCheck (事前提醒): the gRPC service the hospital's HIS calls before an order is placed.
 
-For each claim: validate it value by value (INVALID_ARGUMENT naming the field), replace its
+This module is the check itself, as the worker process runs it (``precheckworker``); the gRPC
+front (``precheckfront``, ``serve``) only forwards a claim's bytes and answers with what comes
+back. For each claim: validate it value by value (INVALID_ARGUMENT naming the field), replace its
 identifiers by the node's pseudonyms, check every enabled single-site rule against the claim
 and the history the node holds (a box already settled here, the doctor's other orders, the
 patient's recent stays), answer allow / warn / block with the hits and their evidence, and
@@ -11,12 +13,12 @@ names items, codes and settlement ids of this node, never another patient's iden
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import gc
 from dataclasses import dataclass
-from typing import TypeAlias
 
-import grpc
 import lightgbm as lgb
+from google.protobuf.message import DecodeError
+from grpc import StatusCode
 
 from fedrisk.models.bundle import Bundle
 from fedrisk.models.claimfeatures import FeatureContext, claim_vector
@@ -26,6 +28,7 @@ from fedrisk.models.rules.pack import RulePack
 from fedrisk.models.schema import LINE_COLUMNS, SETTLEMENT_COLUMNS
 from fedrisk.models.scoring import SEVERITY as MODEL_SEVERITY
 from fedrisk.models.scoring import reasons
+from fedrisk.node import registry
 from fedrisk.node.access import AccessDeniedError, SiteAccess
 from fedrisk.node.auditqueue import AuditQueue
 from fedrisk.node.claimvalidate import (
@@ -35,10 +38,8 @@ from fedrisk.node.claimvalidate import (
     to_claim,
     trimmed_message,
 )
-from fedrisk.node.history import StoreHistory
-from fedrisk.protos.fedrisk.v1 import precheck_pb2, precheck_pb2_grpc
-
-Context: TypeAlias = grpc.aio.ServicerContext[precheck_pb2.Claim, precheck_pb2.Verdict]
+from fedrisk.node.history import StoreHistory, load_history
+from fedrisk.protos.fedrisk.v1 import precheck_pb2
 
 DECISIONS = {
     "allow": precheck_pb2.ALLOW,
@@ -108,46 +109,40 @@ class Checker:
         return verdict
 
 
-class PreCheckService(precheck_pb2_grpc.PreCheckServiceServicer):
-    """The gRPC face of a :class:`Checker`; every call becomes an audit entry."""
+def load_checker(access: SiteAccess) -> Checker:
+    """The rules' history and, when a model is active, the model with its aggregates."""
+    home = access.home
+    bundle = registry.active(access)
+    loaded = load_history(access, with_features=bundle is not None)
+    scorer = None
+    if bundle is not None and loaded.features is not None:
+        scorer = Scorer(bundle, bundle.booster(), loaded.features)
+    kb, pack, key = home.knowledge_base(), home.rule_pack(), home.secret("pseudonym")
+    checker = Checker(access, kb, pack, loaded.history, key, scorer)
+    # The history is millions of long-lived objects: left to the collector, each full collection
+    # walks them all, a pause of tens of ms in the middle of some call. Freezing moves them out.
+    gc.collect()
+    gc.freeze()
+    return checker
 
-    def __init__(self, checker: Checker, audit: AuditQueue) -> None:
-        self._checker = checker
-        self.audit = audit
 
-    def replace(self, checker: Checker) -> None:
-        """Answer with ``checker`` from now on (a fresh history after new ingests); calls in
-        flight finish with the one they started with."""
-        self._checker = checker
-
-    async def Check(  # noqa: N802 (gRPC's method name)
-        self, request: precheck_pb2.Claim, context: Context
-    ) -> precheck_pb2.Verdict:
-        return await self._answer(request, context)
-
-    async def CheckStream(  # noqa: N802
-        self, request_iterator: AsyncIterator[precheck_pb2.Claim], context: Context
-    ) -> AsyncIterator[precheck_pb2.Verdict]:
-        async for claim in request_iterator:
-            yield await self._answer(claim, context)
-
-    async def _answer(self, claim: precheck_pb2.Claim, context: Context) -> precheck_pb2.Verdict:
-        # The check runs on the event loop itself: it is ~0.1 ms of pure-Python CPU work, so a
-        # thread pool would add two hand-offs per call and no parallelism (one GIL).
-        remaining = context.time_remaining()
-        if remaining is not None and remaining <= 0:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline has passed")
-        checker = self._checker  # one checker for the whole call, even across a reload
-        try:
-            entry = checker.access.allowed_entry("read", "claims", ["*"], 1 + len(claim.lines))
-        except AccessDeniedError as error:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(error))
-        self.audit.submit(entry)
-        try:
-            return checker.verdict(claim)
-        except ClaimError as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-            raise  # abort raises; this line is never reached
+def answer_claim(checker: Checker, audit: AuditQueue, request: bytes) -> tuple[StatusCode, bytes]:
+    """The answer to one claim's bytes: OK and the verdict's bytes, or a refusal's status and
+    details. Every claim the policy lets through is queued as an audit entry before it is
+    checked, so a malformed one is audited too; a denial is logged by the gate itself."""
+    try:
+        claim = precheck_pb2.Claim.FromString(request)
+    except DecodeError:
+        return StatusCode.INVALID_ARGUMENT, b"the request is not a fedrisk.v1.Claim message"
+    try:
+        entry = checker.access.allowed_entry("read", "claims", ["*"], 1 + len(claim.lines))
+    except AccessDeniedError as error:
+        return StatusCode.PERMISSION_DENIED, str(error).encode()
+    audit.submit(entry)
+    try:
+        return StatusCode.OK, checker.verdict(claim).SerializeToString()
+    except ClaimError as error:
+        return StatusCode.INVALID_ARGUMENT, str(error).encode()
 
 
 def _reason(reason: dict[str, object]) -> precheck_pb2.Reason:

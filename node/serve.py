@@ -1,9 +1,12 @@
 """``fedrisk node serve``: the PreCheck gRPC server, with health checking, reflection, TLS.
 
-- **One asyncio event loop** (``grpc.aio``) answers every call, in a thread of its own so the
-  main thread keeps the signals. A check is ~0.1 ms of Python: the sync server's thread pool
-  spent more than that handing calls between threads; the loop serves ~1.5× the rate on the
-  same CPU (``bench/precheck_load.py``).
+- **Two processes**: this one, the front, runs gRPC on one asyncio event loop (``grpc.aio``)
+  in a thread of its own, so the main thread keeps the signals; a check worker
+  (:mod:`.precheckworker`) holds the history and checks the claims the front forwards. gRPC's
+  own work per call and the check then use two cores instead of queueing for one interpreter
+  lock (``bench/precheck_load.py``: 2,000 claims/s within 5 ms at p99 on 2 cores, where one
+  process reached 1,750/s). The sync server's thread pool was slower still: it spent more
+  than a check handing calls between threads.
 
 - **Bounded**: at most ``max_pending`` calls in the server at once; the next is answered
   RESOURCE_EXHAUSTED at once instead of queueing without end, so an overloaded node stays
@@ -13,17 +16,17 @@
 - **TLS** when a certificate and key are given; **mutual TLS** (client certificates signed by
   ``client_ca`` required) when a client CA is given as well.
 - **Health** (``grpc.health.v1``) says SERVING once the history is loaded, NOT_SERVING while
-  stopping; **reflection** lets grpcurl and integrators list the service.
+  stopping or while a worker that died is replaced; **reflection** lets grpcurl and
+  integrators list the service.
 - **Graceful stop** on SIGTERM or SIGINT: no new calls, running ones get ``grace`` seconds,
-  queued audit entries are written.
-- **Reload** on SIGHUP: the history is read again from the store (after an ingest) and
-  replaces the old one between calls; the server keeps answering meanwhile.
+  then the worker writes its queued audit entries and exits.
+- **Reload** on SIGHUP: a new worker reads the history again from the store (after an ingest)
+  and takes over between calls; the server keeps answering meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 import sys
 import threading
@@ -36,14 +39,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from fedrisk.models.errors import FedriskError
-from fedrisk.node import registry
-from fedrisk.node.access import SiteAccess
-from fedrisk.node.auditqueue import AuditQueue
-from fedrisk.node.history import load_history
-from fedrisk.node.precheck import Checker, PreCheckService, Scorer
-from fedrisk.protos.fedrisk.v1 import precheck_pb2, precheck_pb2_grpc
+from fedrisk.node.precheckfront import SERVICE, PreCheckService
+from fedrisk.node.precheckwire import WorkerStart
+from fedrisk.node.precheckworkers import Workers
 
-SERVICE = precheck_pb2.DESCRIPTOR.services_by_name["PreCheckService"].full_name
+__all__ = ["SERVICE", "Running", "TlsFiles", "WorkerStart", "serve_until_signalled", "start"]
 
 
 @dataclass(frozen=True)
@@ -55,100 +55,101 @@ class TlsFiles:
 
 @dataclass
 class Running:
-    """A started server, the event-loop thread it runs on, and what must be stopped with it."""
+    """A started server, the event-loop thread it runs on, and its check worker."""
 
     server: grpc.aio.Server
     port: int
     health: health.aio.HealthServicer
-    audit: AuditQueue
-    service: PreCheckService
-    access: SiteAccess
+    workers: Workers
     loop: asyncio.AbstractEventLoop
     thread: threading.Thread
 
+    @property
+    def worker_pid(self) -> int | None:
+        """The process id of the check worker answering now (None while one restarts)."""
+        current = self.workers.current
+        return None if current is None else current.pid
+
     def reload(self) -> None:
         """Read the store's history again (e.g. after an ingest) and answer with it."""
-        self.service.replace(_checker(self.access))
+        asyncio.run_coroutine_threadsafe(self.workers.reload(), self.loop).result()
 
     def stop(self, grace: float = 5.0) -> None:
         asyncio.run_coroutine_threadsafe(self._stop(grace), self.loop).result()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join()
         self.loop.close()
-        self.audit.close()
-        gc.unfreeze()  # what _checker froze may be collected again
 
     async def _stop(self, grace: float) -> None:
-        for name in (SERVICE, ""):
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await _set_health(self.health, False)
         await self.server.stop(grace)
+        await self.workers.close()
 
 
 def start(
-    access: SiteAccess,
+    source: WorkerStart,
     listen: str,
     tls: TlsFiles | None = None,
     max_pending: int = 64,
     service: type[PreCheckService] = PreCheckService,
 ) -> Running:
-    """Load the history, then serve PreCheck on ``listen`` (HOST:PORT; port 0 = any) from an
-    asyncio event loop in a thread of its own; the caller's thread stays free for signals."""
-    servicer = service(_checker(access), AuditQueue(access.log))
+    """Start the check worker (it loads the history), then serve PreCheck on ``listen``
+    (HOST:PORT; port 0 = any) from an asyncio event loop in a thread of its own; the caller's
+    thread stays free for signals. Raises :class:`FedriskError` when the worker cannot start."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="precheck-loop", daemon=True)
     thread.start()
     try:
         started = asyncio.run_coroutine_threadsafe(
-            _serve(servicer, listen, tls, max_pending), loop
+            _serve(source, service, listen, tls, max_pending), loop
         ).result()
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
-        servicer.audit.close()
         raise
-    server, port, health_servicer = started
-    return Running(server, port, health_servicer, servicer.audit, servicer, access, loop, thread)
+    server, port, health_servicer, workers = started
+    return Running(server, port, health_servicer, workers, loop, thread)
 
 
 async def _serve(
-    servicer: PreCheckService, listen: str, tls: TlsFiles | None, max_pending: int
-) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """On the event loop: the server with PreCheck, health and reflection, started."""
-    server = grpc.aio.server(maximum_concurrent_rpcs=max_pending)
-    add_servicer = precheck_pb2_grpc.add_PreCheckServiceServicer_to_server  # generated, untyped
-    add_servicer(servicer, server)  # type: ignore[no-untyped-call]
+    source: WorkerStart,
+    service: type[PreCheckService],
+    listen: str,
+    tls: TlsFiles | None,
+    max_pending: int,
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer, Workers]:
+    """On the event loop: the worker, then the server with PreCheck, health and reflection."""
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    workers = Workers(source, lambda up: _set_health(health_servicer, up))
+    await workers.open()
+    try:
+        server = grpc.aio.server(maximum_concurrent_rpcs=max_pending)
+        server.add_generic_rpc_handlers((service(workers).handler(),))
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        port = (
+            server.add_secure_port(listen, _credentials(tls))
+            if tls is not None
+            else server.add_insecure_port(listen)
+        )
+        await server.start()
+    except BaseException:
+        await workers.close()
+        raise
+    return server, port, health_servicer, workers
+
+
+async def _set_health(servicer: health.aio.HealthServicer, serving: bool) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
     )
-    port = (
-        server.add_secure_port(listen, _credentials(tls))
-        if tls is not None
-        else server.add_insecure_port(listen)
-    )
-    await server.start()
     for name in (SERVICE, ""):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return server, port, health_servicer
-
-
-def _checker(access: SiteAccess) -> Checker:
-    """The rules' history and, when a model is active, the model with its aggregates."""
-    home = access.home
-    bundle = registry.active(access)
-    loaded = load_history(access, with_features=bundle is not None)
-    scorer = None
-    if bundle is not None and loaded.features is not None:
-        scorer = Scorer(bundle, bundle.booster(), loaded.features)
-    kb, pack, key = home.knowledge_base(), home.rule_pack(), home.secret("pseudonym")
-    checker = Checker(access, kb, pack, loaded.history, key, scorer)
-    # The history is millions of long-lived objects: left to the collector, each full collection
-    # walks them all, a pause of tens of ms in the middle of some call. Freezing moves them out.
-    gc.collect()
-    gc.freeze()
-    return checker
+        await servicer.set(name, status)
 
 
 def serve_until_signalled(running: Running, grace: float = 5.0) -> None:

@@ -19,13 +19,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fedrisk.crypto.certs import issue, make_ca
 from fedrisk.models.rules.pack import load_rule_pack
-from fedrisk.node.access import Principal, SiteAccess
+from fedrisk.node.access import Principal
 from fedrisk.node.home import NodeHome, init_home
 from fedrisk.node.ingest import ingest
-from fedrisk.node.precheck import PreCheckService
 from fedrisk.node.precheckclient import ClientTls, channel, check, claim_from_json
-from fedrisk.node.serve import SERVICE, Running, TlsFiles, start
-from fedrisk.protos.fedrisk.v1 import precheck_pb2
+from fedrisk.node.precheckfront import PreCheckService
+from fedrisk.node.serve import SERVICE, Running, TlsFiles, WorkerStart, start
+from fedrisk.protos.fedrisk.v1 import precheck_pb2, precheck_pb2_grpc
 from tests.nodes import operator
 from tests.privacy import files_containing
 from tests.screening import read_flags
@@ -57,8 +57,8 @@ def sample_node(tmp_path_factory: pytest.TempPathFactory) -> tuple[NodeHome, Pat
     return home, site
 
 
-def _access(home: NodeHome) -> SiteAccess:
-    return SiteAccess.open(home, Principal("pytest", "precheck"), "precheck")
+def _access(home: NodeHome) -> WorkerStart:
+    return WorkerStart(home.root, Principal("pytest", "precheck"))
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +288,7 @@ def test_nothing_the_server_writes_holds_the_raw_patient_id(
     claim = _claim(settlements[first], lines[first], settlement_id="PRIV-1", patient_id=raw)
     for _ in range(3):
         check(_target(server), claim)
-    server.audit.flush()
+    server.reload()  # the worker that answered retires: it writes its audit entries and exits
     entries = (home.audit / "log.jsonl").read_text(encoding="utf-8")
     assert entries.count('"dataset":"claims"') >= 3  # the calls were audited
     assert files_containing(home.root, {raw, raw[:17]}) == {}
@@ -447,3 +447,80 @@ def test_spend_already_settled_this_month_counts_towards_the_pharmacy_limit(
     assert evidence["spend_at_this_site"] == 8000.0
     assert evidence["other_settlements_this_month"] == len(earlier)
     assert patient not in found[patient][0].evidence_json
+
+
+def test_check_stream_answers_each_claim_in_order_and_an_error_ends_it(
+    sample_node: tuple[NodeHome, Path], server: Running
+) -> None:
+    settlements, lines = _rows(sample_node[1])
+    with_trace = next(s for s, ls in lines.items() if any(line["trace_code"] for line in ls))
+    first = next(iter(settlements))
+    claims = [
+        _claim(settlements[first], lines[first], settlement_id="STREAM-1"),
+        _claim(settlements[with_trace], lines[with_trace], settlement_id="STREAM-2"),
+        _claim(settlements[first], lines[first], settlement_id="STREAM-3", gender="X"),
+        _claim(settlements[first], lines[first], settlement_id="STREAM-4"),
+    ]
+    with channel(_target(server)) as opened:
+        stub = precheck_pb2_grpc.PreCheckServiceStub(opened)
+        answers = stub.CheckStream(iter(claims), timeout=10)
+        received = [next(answers), next(answers)]
+        with pytest.raises(grpc.RpcError) as raised:
+            next(answers)
+    assert [v.settlement_id for v in received] == ["STREAM-1", "STREAM-2"]
+    assert received[1].decision == precheck_pb2.BLOCK  # its box is already settled here
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details().startswith("settlement.gender")
+
+
+def test_bytes_that_are_not_a_claim_are_invalid_argument(server: Running) -> None:
+    with channel(_target(server)) as opened:
+        raw = opened.unary_unary(f"/{SERVICE}/Check")  # bytes in, bytes out
+        with pytest.raises(grpc.RpcError) as raised:
+            raw(b"\xff\xff\xff", timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a fedrisk.v1.Claim" in raised.value.details()
+
+
+def test_a_check_worker_that_dies_is_replaced_and_the_server_keeps_serving(
+    sample_node: tuple[NodeHome, Path],
+) -> None:
+    import os
+
+    home, site = sample_node
+    settlements, lines = _rows(site)
+    first = next(iter(settlements))
+    claim = _claim(settlements[first], lines[first])
+    running = start(_access(home), "127.0.0.1:0")
+    try:
+        dead = running.worker_pid
+        assert dead is not None and _code(_target(running), claim) == grpc.StatusCode.OK
+        os.kill(dead, signal.SIGKILL)
+        codes = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            codes.append(_code(_target(running), claim))
+            if codes[-1] == grpc.StatusCode.OK:
+                break
+            time.sleep(0.1)
+        # Refused as UNAVAILABLE (retry) while the replacement loads, never anything else.
+        assert set(codes[:-1]) <= {grpc.StatusCode.UNAVAILABLE}, codes
+        assert codes[-1] == grpc.StatusCode.OK
+        assert running.worker_pid not in (None, dead)
+        with channel(_target(running)) as opened:
+            health = health_pb2_grpc.HealthStub(opened)
+            reply = health.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        running.stop(grace=1)
+
+
+def test_a_check_worker_that_cannot_start_is_reported(
+    sample_node: tuple[NodeHome, Path],
+) -> None:
+    from fedrisk.models.errors import FedriskError
+
+    home, _ = sample_node
+    with pytest.raises(FedriskError, match="could not start") as raised:
+        start(WorkerStart(home.root, Principal("pytest", "no-such-role")), "127.0.0.1:0")
+    assert "no-such-role" in str(raised.value)

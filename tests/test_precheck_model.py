@@ -11,10 +11,10 @@ import pytest
 from fedrisk.crypto.identity import Identity
 from fedrisk.models.bundle import sign_bundle
 from fedrisk.node import registry
-from fedrisk.node.access import Principal, SiteAccess
+from fedrisk.node.access import Principal
 from fedrisk.node.home import NodeHome
 from fedrisk.node.precheckclient import check, claim_from_json
-from fedrisk.node.serve import Running, start
+from fedrisk.node.serve import Running, WorkerStart, start
 from fedrisk.node.training import train_node
 from fedrisk.protos.fedrisk.v1 import precheck_pb2
 from fedrisk.synth import generate_dataset
@@ -38,8 +38,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> tuple[NodeHome, Path, str]
 
 @pytest.fixture(scope="module")
 def server(node: tuple[NodeHome, Path, str]) -> Iterator[Running]:
-    access = SiteAccess.open(node[0], Principal("pytest", "precheck"), "precheck")
-    running = start(access, "127.0.0.1:0")
+    running = start(WorkerStart(node[0].root, Principal("pytest", "precheck")), "127.0.0.1:0")
     yield running
     running.stop(grace=1)
 

@@ -17,6 +17,7 @@ from fedrisk.cli.access import (
     OperatorRole,
     new_passphrase,
     open_access,
+    passphrase,
 )
 from fedrisk.cli.render import (
     console,
@@ -28,13 +29,13 @@ from fedrisk.cli.render import (
 )
 from fedrisk.models.errors import FedriskError
 from fedrisk.models.rules.pack import RulePack, load_rule_pack
-from fedrisk.node.access import SiteAccess
+from fedrisk.node.access import Principal, SiteAccess
 from fedrisk.node.home import init_home, open_home
 from fedrisk.node.ingest import STAGES, IngestReport, ingest
 from fedrisk.node.precheckclient import ClientTls, check, claim_from_json
 from fedrisk.node.screen import STAGES as SCREEN_STAGES
 from fedrisk.node.screen import ScreenReport, screen_node
-from fedrisk.node.serve import TlsFiles, serve_until_signalled, start
+from fedrisk.node.serve import TlsFiles, WorkerStart, serve_until_signalled, start
 from fedrisk.node.status import store_counts
 from fedrisk.node.training import write_feature_table
 
@@ -239,7 +240,8 @@ def serve_command(
     try:
         node = open_home(home)
         with console.status("loading the node's history …"):
-            running = start(open_access(node, as_role, "precheck"), listen, tls, max_pending)
+            source = WorkerStart(node.root, Principal.local(as_role), "precheck", passphrase(node))
+            running = start(source, listen, tls, max_pending)
     except FedriskError as error:
         raise fail(error) from None
     mode = "mutual TLS" if client_ca else "TLS" if tls else "plaintext (use TLS outside a test)"
