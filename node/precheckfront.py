@@ -38,7 +38,7 @@ class PreCheckService:
         }
         declared = {method.name for method in SERVICE_DESCRIPTOR.methods}
         if declared != set(methods):  # the proto gained or lost a method: answer it here first
-            raise RuntimeError(f"PreCheckService declares {sorted(declared)}, served {methods}")
+            raise RuntimeError(f"the proto declares {sorted(declared)}; served: {sorted(methods)}")
         return grpc.method_handlers_generic_handler(SERVICE, methods)
 
     async def Check(self, request: bytes, context: Context) -> bytes:  # noqa: N802 (gRPC's name)

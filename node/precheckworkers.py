@@ -50,6 +50,7 @@ class _Link(asyncio.Protocol):
         self.pending: deque[asyncio.Future[Answer]] = deque()
         self._reader = FrameReader()
         self._transport: asyncio.WriteTransport | None = None
+        self._outbox: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.WriteTransport)
@@ -76,17 +77,29 @@ class _Link(asyncio.Protocol):
             self.closed.set_result(None)
 
     def send(self, code: int, body: bytes) -> asyncio.Future[Answer] | None:
-        """Write a frame; for a claim, the future of its answer."""
+        """Queue a frame, written with the others of this turn of the loop; for a claim, the
+        future of its answer."""
         if self._transport is None or self._transport.is_closing():
             raise WorkerLostError("the check worker is not running; retry the call")
-        self._transport.write(frame(code, body))
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox.append(frame(code, body))
         if code != CLAIM:
             return None
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self.pending.append(answer)
         return answer
 
+    def _flush(self) -> None:
+        # One write (one system call, one wake-up of the worker) for every claim that came in
+        # the same turn of the loop, rather than one each.
+        frames, self._outbox = self._outbox, []
+        if frames and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(frames))
+
     def close(self) -> None:
+        """Close the pipe after the frames still queued (the worker then sees end of stream)."""
+        self._flush()
         if self._transport is not None:
             self._transport.close()
 
@@ -113,15 +126,15 @@ class Worker:
                 subprocess.Popen, command, pass_fds=(theirs.fileno(),), stdout=subprocess.DEVNULL
             )
         loop = asyncio.get_running_loop()
-        _, link = await loop.create_unix_connection(_Link, sock=ours)
-        worker = Worker(process, link)
-        link.send(START, start.encode())
         try:
+            _, link = await loop.create_unix_connection(_Link, sock=ours)
+            worker = Worker(process, link)
+            link.send(START, start.encode())
             code, reason = await link.hello
         except WorkerLostError:
             code, reason = StatusCode.UNKNOWN, b"the worker exited while starting"
-        except asyncio.CancelledError:  # the server stops while this worker loads
-            link.close()
+        except BaseException:  # cancelled: the server stops, or a reload replaced a restart
+            ours.close()
             process.kill()
             raise
         if code is not StatusCode.OK:
@@ -169,9 +182,9 @@ class Workers:
     async def reload(self) -> None:
         """A new worker with the store's history as it is now; the old one retires once the new
         one is ready (raises :class:`WorkerStartError`, keeping the old one, when it cannot)."""
-        if self._restart is not None and not self._restart.done():
-            self._restart.cancel()  # the new worker replaces the dead one as well
         fresh = await Worker.spawn(self._start)
+        if self._restart is not None and not self._restart.done():
+            self._restart.cancel()  # the new worker replaces a dead one as well
         old = self.current
         self._use(fresh)
         await self._serving(True)

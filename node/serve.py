@@ -27,6 +27,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 import threading
@@ -79,6 +80,7 @@ class Running:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join()
         self.loop.close()
+        gc.unfreeze()  # what start froze may be collected again (a process that embeds it)
 
     async def _stop(self, grace: float) -> None:
         await _set_health(self.health, False)
@@ -109,6 +111,11 @@ def start(
         loop.close()
         raise
     server, port, health_servicer, workers = started
+    # Everything loaded so far (gRPC, protobuf, this package: ~10^5 objects) lives as long as
+    # the server. Left to the collector, its first full collection under load walks them all:
+    # a pause of ~40 ms that every call then waiting pays. Frozen, they are never walked.
+    gc.collect()
+    gc.freeze()
     return Running(server, port, health_servicer, workers, loop, thread)
 
 
