@@ -1,7 +1,7 @@
 """PreCheck under load: an open-loop gRPC load generator against ``fedrisk node serve``.
 
     python bench/precheck_load.py [--rate 1000] [--seconds 60] [--step-seconds 15]
-        [--step 500] [--max-rate 8000] [--max-pending 256] [--pin-cpus F,W]
+        [--step 500] [--max-rate 8000] [--max-pending 256]
         [--settlements 20000] [--seed 1] [--data DIR] [--quick]
 
 Setup (not timed): generates contract-v1 data for one hospital (or takes ``--data DIR``, one
@@ -176,9 +176,6 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-rate", type=float, default=8_000.0, help="highest step tried")
     parser.add_argument("--deadline", type=float, default=1.0, help="s, of every call")
     parser.add_argument("--max-pending", type=int, default=256, help="server calls at once")
-    parser.add_argument(
-        "--pin-cpus", default=None, help="FRONT,WORKER: the server's --pin-cpus (default: none)"
-    )
     parser.add_argument("--settlements", type=int, default=20_000, help="generated, one site")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", type=Path, default=None, help="existing exports (first site)")
@@ -306,7 +303,6 @@ def _against_server(
         target,
         "--max-pending",
         str(args.max_pending),
-        *(["--pin-cpus", args.pin_cpus] if args.pin_cpus else []),
     ]
     console.print(f"server: {shlex.join(command)}")
     out_path, err_path = work / "server.out", work / "server.err"

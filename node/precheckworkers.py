@@ -16,7 +16,6 @@ the same order. :class:`Workers` holds the worker the front answers with:
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
 import sys
@@ -117,17 +116,15 @@ class Worker:
         return self.process.pid
 
     @staticmethod
-    async def spawn(start: WorkerStart, cpu: int | None = None) -> Worker:
-        """Start a worker (on ``cpu`` alone when given) and return once it has loaded the
-        history; raise :class:`WorkerStartError` with its reason when it cannot."""
+    async def spawn(start: WorkerStart) -> Worker:
+        """Start a worker and return once it has loaded the history; raise
+        :class:`WorkerStartError` with its reason when it cannot."""
         ours, theirs = socket.socketpair()
         with theirs:
             command = [sys.executable, "-m", "fedrisk.node.precheckworker", str(theirs.fileno())]
             process = await asyncio.to_thread(
                 subprocess.Popen, command, pass_fds=(theirs.fileno(),), stdout=subprocess.DEVNULL
             )
-        if cpu is not None:
-            os.sched_setaffinity(process.pid, {cpu})
         loop = asyncio.get_running_loop()
         try:
             _, link = await loop.create_unix_connection(_Link, sock=ours)
@@ -164,22 +161,16 @@ class Worker:
 class Workers:
     """The worker the front answers with; ``serving`` is told when it comes and goes."""
 
-    def __init__(
-        self,
-        start: WorkerStart,
-        serving: Callable[[bool], Awaitable[None]],
-        cpu: int | None = None,
-    ) -> None:
+    def __init__(self, start: WorkerStart, serving: Callable[[bool], Awaitable[None]]) -> None:
         self._start = start
         self._serving = serving
-        self._cpu = cpu
         self.current: Worker | None = None
         self._restart: asyncio.Task[None] | None = None
         self._closing = False
 
     async def open(self) -> None:
         """Start the first worker (raises :class:`WorkerStartError` when it cannot)."""
-        self._use(await Worker.spawn(self._start, self._cpu))
+        self._use(await Worker.spawn(self._start))
         await self._serving(True)
 
     async def check(self, claim: bytes) -> Answer:
@@ -191,7 +182,7 @@ class Workers:
     async def reload(self) -> None:
         """A new worker with the store's history as it is now; the old one retires once the new
         one is ready (raises :class:`WorkerStartError`, keeping the old one, when it cannot)."""
-        fresh = await Worker.spawn(self._start, self._cpu)
+        fresh = await Worker.spawn(self._start)
         if self._restart is not None and not self._restart.done():
             self._restart.cancel()  # the new worker replaces a dead one as well
         old = self.current
@@ -230,7 +221,7 @@ class Workers:
         for attempt in range(sys.maxsize):
             await asyncio.sleep(RESTART_DELAYS[min(attempt, len(RESTART_DELAYS) - 1)])
             try:
-                self._use(await Worker.spawn(self._start, self._cpu))
+                self._use(await Worker.spawn(self._start))
             except WorkerStartError as error:
                 print(f"PreCheck: {error}; trying again", file=sys.stderr)
                 continue

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import signal
 import sys
 import threading
@@ -45,15 +44,7 @@ from fedrisk.node.precheckfront import SERVICE, PreCheckService
 from fedrisk.node.precheckwire import WorkerStart
 from fedrisk.node.precheckworkers import Workers
 
-__all__ = [
-    "SERVICE",
-    "Cpus",
-    "Running",
-    "TlsFiles",
-    "WorkerStart",
-    "serve_until_signalled",
-    "start",
-]
+__all__ = ["SERVICE", "Running", "TlsFiles", "WorkerStart", "serve_until_signalled", "start"]
 
 
 @dataclass(frozen=True)
@@ -61,33 +52,6 @@ class TlsFiles:
     cert: Path
     key: Path
     client_ca: Path | None = None
-
-
-@dataclass(frozen=True)
-class Cpus:
-    """A CPU for the gRPC front and another for the check worker (``--pin-cpus F,W``).
-
-    On a host given to PreCheck, two processes that never migrate keep their caches and never
-    wait for each other's time slice (``bench/precheck_load.py --pin-cpus``). On a host that
-    runs other work, leave the kernel to place them.
-    """
-
-    front: int
-    worker: int
-
-    @staticmethod
-    def parse(text: str) -> Cpus:
-        """``FRONT,WORKER``: two different CPUs this process may run on."""
-        parts = text.split(",")
-        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-            raise FedriskError(f"--pin-cpus takes FRONT,WORKER (two CPU numbers), not {text!r}")
-        front, worker = (int(p) for p in parts)
-        allowed = os.sched_getaffinity(0)
-        if front == worker or not {front, worker} <= allowed:
-            raise FedriskError(
-                f"--pin-cpus needs two different CPUs of {sorted(allowed)}, not {text!r}"
-            )
-        return Cpus(front, worker)
 
 
 @dataclass
@@ -100,7 +64,6 @@ class Running:
     workers: Workers
     loop: asyncio.AbstractEventLoop
     thread: threading.Thread
-    affinity: set[int] | None = None  # the caller's CPUs before --pin-cpus, given back at stop
 
     @property
     def worker_pid(self) -> int | None:
@@ -118,8 +81,6 @@ class Running:
         self.thread.join()
         self.loop.close()
         gc.unfreeze()  # what start froze may be collected again (a process that embeds it)
-        if self.affinity is not None:
-            os.sched_setaffinity(0, self.affinity)
 
     async def _stop(self, grace: float) -> None:
         await _set_health(self.health, False)
@@ -133,32 +94,21 @@ def start(
     tls: TlsFiles | None = None,
     max_pending: int = 64,
     service: type[PreCheckService] = PreCheckService,
-    cpus: Cpus | None = None,
 ) -> Running:
     """Start the check worker (it loads the history), then serve PreCheck on ``listen``
     (HOST:PORT; port 0 = any) from an asyncio event loop in a thread of its own; the caller's
-    thread stays free for signals. Raises :class:`FedriskError` when the worker cannot start.
-
-    With ``cpus``, the caller's thread and every thread started from now on (the loop's,
-    gRPC's) run on ``cpus.front``, each worker on ``cpus.worker``, until :meth:`Running.stop`.
-    """
-    affinity = None
-    if cpus is not None:
-        affinity = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {cpus.front})
+    thread stays free for signals. Raises :class:`FedriskError` when the worker cannot start."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="precheck-loop", daemon=True)
     thread.start()
     try:
         started = asyncio.run_coroutine_threadsafe(
-            _serve(source, service, listen, tls, max_pending, cpus), loop
+            _serve(source, service, listen, tls, max_pending), loop
         ).result()
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
-        if affinity is not None:
-            os.sched_setaffinity(0, affinity)
         raise
     server, port, health_servicer, workers = started
     # Everything loaded so far (gRPC, protobuf, this package: ~10^5 objects) lives as long as
@@ -166,7 +116,7 @@ def start(
     # a pause of ~40 ms that every call then waiting pays. Frozen, they are never walked.
     gc.collect()
     gc.freeze()
-    return Running(server, port, health_servicer, workers, loop, thread, affinity)
+    return Running(server, port, health_servicer, workers, loop, thread)
 
 
 async def _serve(
@@ -175,12 +125,10 @@ async def _serve(
     listen: str,
     tls: TlsFiles | None,
     max_pending: int,
-    cpus: Cpus | None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer, Workers]:
     """On the event loop: the worker, then the server with PreCheck, health and reflection."""
     health_servicer = health.aio.HealthServicer()
-    worker_cpu = None if cpus is None else cpus.worker
-    workers = Workers(source, lambda up: _set_health(health_servicer, up), worker_cpu)
+    workers = Workers(source, lambda up: _set_health(health_servicer, up))
     await workers.open()
     try:
         server = grpc.aio.server(maximum_concurrent_rpcs=max_pending)

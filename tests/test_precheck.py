@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -372,6 +370,9 @@ def _ingest_rows(
 
 
 def test_a_failed_reload_keeps_the_server_running(capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import threading
+
     from fedrisk.models.errors import FedriskError
     from fedrisk.node.serve import serve_until_signalled
 
@@ -484,6 +485,8 @@ def test_bytes_that_are_not_a_claim_are_invalid_argument(server: Running) -> Non
 def test_a_check_worker_that_dies_is_replaced_and_the_server_keeps_serving(
     sample_node: tuple[NodeHome, Path],
 ) -> None:
+    import os
+
     home, site = sample_node
     settlements, lines = _rows(site)
     first = next(iter(settlements))
@@ -521,35 +524,3 @@ def test_a_check_worker_that_cannot_start_is_reported(
     with pytest.raises(FedriskError, match="could not start") as raised:
         start(WorkerStart(home.root, Principal("pytest", "no-such-role")), "127.0.0.1:0")
     assert "no-such-role" in str(raised.value)
-
-
-def test_pinned_cpus_hold_the_front_and_every_worker_until_stop(
-    sample_node: tuple[NodeHome, Path],
-) -> None:
-    from fedrisk.models.errors import FedriskError
-    from fedrisk.node.serve import Cpus
-
-    allowed = sorted(os.sched_getaffinity(0))
-    if len(allowed) < 2:
-        pytest.skip("needs two CPUs")
-    with pytest.raises(FedriskError, match="two different CPUs"):
-        Cpus.parse(f"{allowed[0]},{allowed[0]}")
-    home, _ = sample_node
-    cpus = Cpus.parse(f"{allowed[0]},{allowed[1]}")
-    before = _threads()
-    running = start(_access(home), "127.0.0.1:0", cpus=cpus)
-    try:
-        assert os.sched_getaffinity(running.worker_pid or 0) == {allowed[1]}
-        started = _threads() - before  # the event loop's thread, gRPC's threads
-        assert started
-        for thread in started | {threading.get_native_id()}:
-            assert os.sched_getaffinity(thread) == {allowed[0]}
-        running.reload()  # a new worker is pinned too
-        assert os.sched_getaffinity(running.worker_pid or 0) == {allowed[1]}
-    finally:
-        running.stop(grace=1)
-    assert os.sched_getaffinity(0) == set(allowed)  # the caller gets its CPUs back
-
-
-def _threads() -> set[int]:
-    return {int(task.name) for task in Path(f"/proc/{os.getpid()}/task").iterdir()}

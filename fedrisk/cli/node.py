@@ -35,7 +35,7 @@ from fedrisk.node.ingest import STAGES, IngestReport, ingest
 from fedrisk.node.precheckclient import ClientTls, check, claim_from_json
 from fedrisk.node.screen import STAGES as SCREEN_STAGES
 from fedrisk.node.screen import ScreenReport, screen_node
-from fedrisk.node.serve import Cpus, TlsFiles, WorkerStart, serve_until_signalled, start
+from fedrisk.node.serve import TlsFiles, WorkerStart, serve_until_signalled, start
 from fedrisk.node.status import store_counts
 from fedrisk.node.training import write_feature_table
 
@@ -231,13 +231,6 @@ def serve_command(
     max_pending: Annotated[
         int, typer.Option("--max-pending", min=1, help="Calls at once before RESOURCE_EXHAUSTED.")
     ] = 64,
-    pin_cpus: Annotated[
-        str | None,
-        typer.Option(
-            "--pin-cpus",
-            help="FRONT,WORKER: run the gRPC front and the check worker on these CPUs alone.",
-        ),
-    ] = None,
     as_role: OperatorRole = "precheck",
 ) -> None:
     """Serve PreCheck (事前提醒) over gRPC until SIGTERM; every call is audited."""
@@ -248,8 +241,7 @@ def serve_command(
         node = open_home(home)
         with console.status("loading the node's history …"):
             source = WorkerStart(node.root, Principal.local(as_role), "precheck", passphrase(node))
-            cpus = Cpus.parse(pin_cpus) if pin_cpus is not None else None
-            running = start(source, listen, tls, max_pending, cpus=cpus)
+            running = start(source, listen, tls, max_pending)
     except FedriskError as error:
         raise fail(error) from None
     mode = "mutual TLS" if client_ca else "TLS" if tls else "plaintext (use TLS outside a test)"
