@@ -26,7 +26,8 @@ steps of ``--step-seconds`` from the target rate upwards by ``--step`` until a s
 (p99 > 5 ms, any error, or less than 98 % of the asked rate achieved) or ``--max-rate``; when
 the first step fails already, the rate is halved until a step passes, then bisected twice. The
 maximum sustainable rate is the highest step that passed. Each run also shows the CPU the server
-process and this process used (as a share of one core) and how late the sends were.
+(its front and its check worker) and this process used (as a share of one core) and how late
+the sends were.
 
 Exit code 0 unless the server did not start or stop cleanly (2) or an answer was not a
 well-formed verdict for its claim (1); targets not met are reported, not an error.

@@ -1,4 +1,4 @@
-"""PreCheck (事前提醒): the gRPC service the hospital's HIS calls before an order is placed.
+"""PreCheck (事前提醒): the check of one claim the hospital's HIS sends before an order.
 
 This module is the check itself, as the worker process runs it (``precheckworker``); the gRPC
 front (``precheckfront``, ``serve``) only forwards a claim's bytes and answers with what comes
