@@ -16,6 +16,7 @@ the same order. :class:`Workers` holds the worker the front answers with:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import subprocess
 import sys
@@ -76,16 +77,17 @@ class _Link(asyncio.Protocol):
         if not self.closed.done():
             self.closed.set_result(None)
 
-    def send(self, code: int, body: bytes) -> asyncio.Future[Answer] | None:
-        """Queue a frame, written with the others of this turn of the loop; for a claim, the
-        future of its answer."""
+    def send(self, code: int, body: bytes) -> None:
+        """Queue a frame, written with the others of this turn of the loop."""
         if self._transport is None or self._transport.is_closing():
             raise WorkerLostError("the check worker is not running; retry the call")
         if not self._outbox:
             asyncio.get_running_loop().call_soon(self._flush)
         self._outbox.append(frame(code, body))
-        if code != CLAIM:
-            return None
+
+    def ask(self, claim: bytes) -> asyncio.Future[Answer]:
+        """Send a claim; the future of its answer."""
+        self.send(CLAIM, claim)
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self.pending.append(answer)
         return answer
@@ -143,9 +145,7 @@ class Worker:
         return worker
 
     def check(self, claim: bytes) -> asyncio.Future[Answer]:
-        answer = self.link.send(CLAIM, claim)
-        assert answer is not None
-        return answer
+        return self.link.ask(claim)
 
     async def stop(self) -> None:
         """Close the pipe: the worker answers what it has, writes its audit entries and exits
@@ -173,11 +173,12 @@ class Workers:
         self._use(await Worker.spawn(self._start))
         await self._serving(True)
 
-    async def check(self, claim: bytes) -> Answer:
-        """The worker's answer to one claim's bytes."""
+    def check(self, claim: bytes) -> asyncio.Future[Answer]:
+        """The future of the worker's answer to one claim's bytes (a future, not a coroutine:
+        this is every call's path)."""
         if self.current is None:
             raise WorkerLostError("the check worker is restarting; retry the call")
-        return await self.current.check(claim)
+        return self.current.check(claim)
 
     async def reload(self) -> None:
         """A new worker with the store's history as it is now; the old one retires once the new
@@ -218,7 +219,7 @@ class Workers:
     async def _replace(self, dead: Worker) -> None:
         await self._serving(False)
         await asyncio.to_thread(dead.process.wait)
-        for attempt in range(sys.maxsize):
+        for attempt in itertools.count():
             await asyncio.sleep(RESTART_DELAYS[min(attempt, len(RESTART_DELAYS) - 1)])
             try:
                 self._use(await Worker.spawn(self._start))
