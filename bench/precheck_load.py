@@ -2,7 +2,7 @@
 
     python bench/precheck_load.py [--rate 1000] [--seconds 60] [--step-seconds 15]
         [--step 500] [--max-rate 8000] [--max-pending 256]
-        [--settlements 20000] [--seed 1] [--data DIR] [--quick]
+        [--settlements 20000] [--seed 1] [--data DIR] [--no-baseline] [--quick]
 
 Setup (not timed): generates contract-v1 data for one hospital (or takes ``--data DIR``, one
 folder a site; the first site is used), initialises a node home and ingests it, and builds the
@@ -29,6 +29,13 @@ maximum sustainable rate is the highest step that passed. Each run also shows th
 (its front and its check worker) and this process used (as a share of one core) and how late
 the sends were.
 
+Baseline (skipped with ``--no-baseline``): the same warm-up, target run and steps against
+gRPC's floor (``bench/grpc_floor.py``), a server like PreCheck's front that answers every claim
+at once without checking it, started after PreCheck has stopped. A table puts both side by side
+at each rate (p99 and its ratio to the floor's, server CPU). On a shared 2-core machine with the
+generator on the same cores, the floor shows how much of a miss is PreCheck's own and how much
+no Python gRPC server on this machine would have avoided.
+
 Exit code 0 unless the server did not start or stop cleanly (2) or an answer was not a
 well-formed verdict for its claim (1); targets not met are reported, not an error.
 """
@@ -52,6 +59,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         if not claims:
             console.print("[red]no valid claim to replay[/red]")
             return 2
-        return _against_server(console, args, home, claims, work)
+        return _against_servers(console, args, home, claims, work)
 
 
 def _options(argv: list[str] | None) -> argparse.Namespace:
@@ -180,6 +188,12 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--settlements", type=int, default=20_000, help="generated, one site")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", type=Path, default=None, help="existing exports (first site)")
+    parser.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="skip the same runs against gRPC's floor (bench/grpc_floor.py)",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="smoke test: 300/s for 5 s, 3 s steps to 1,200/s"
     )
@@ -280,59 +294,100 @@ def _validate(data: dict[str, Any], site_id: str, kb: KnowledgeBase) -> None:
     check_lines(lines, settlement["settlement_id"], site_id, kb)
 
 
-def _against_server(
+@dataclass
+class Measured:
+    """The runs against one server: the target run and the steps."""
+
+    name: str
+    runs: list[RunResult]
+    steps: list[RunResult]
+    stopped: bool
+
+    @property
+    def malformed(self) -> list[str]:
+        return [m for run in [*self.runs, *self.steps] for m in run.malformed]
+
+
+def _against_servers(
     console: Console,
     args: argparse.Namespace,
     home: NodeHome,
     claims: list[Replay],
     work: Path,
 ) -> int:
-    """Start the server, run the target rate and the steps, stop it; the exit code."""
+    """PreCheck, then (unless --no-baseline) gRPC's floor with the same schedule; the report and
+    the exit code."""
     gc.collect()
     gc.freeze()  # the setup's objects: the generator's own collections stay short
-    port = _free_port()
-    target = f"127.0.0.1:{port}"
-    command = [
-        sys.executable,
-        "-m",
-        "fedrisk.cli.main",
-        "node",
-        "serve",
-        "--home",
-        str(home.root),
-        "--listen",
-        target,
-        "--max-pending",
-        str(args.max_pending),
+    try:
+        servers = [("PreCheck", partial(_precheck_command, home, args.max_pending))]
+        if args.baseline:
+            servers.append(("gRPC floor", partial(_floor_command, args.max_pending)))
+        measured = []
+        for name, command in servers:
+            result = _measure(console, args, claims, work, name, command)
+            if result is None:
+                return 2
+            measured.append(result)
+    finally:
+        gc.unfreeze()
+    _report(console, args, measured)
+    for result in measured:
+        if result.malformed:
+            console.print(
+                f"[red]{result.name}: {len(result.malformed):,} malformed verdicts, "
+                f"e.g. {result.malformed[0]}[/red]"
+            )
+            return 1
+    return 0 if all(result.stopped for result in measured) else 2
+
+
+def _precheck_command(home: NodeHome, max_pending: int, target: str) -> list[str]:
+    return [
+        *(sys.executable, "-m", "fedrisk.cli.main", "node", "serve"),
+        *("--home", str(home.root), "--listen", target, "--max-pending", str(max_pending)),
     ]
-    console.print(f"server: {shlex.join(command)}")
-    out_path, err_path = work / "server.out", work / "server.err"
+
+
+def _floor_command(max_pending: int, target: str) -> list[str]:
+    script = Path(__file__).resolve().parent / "grpc_floor.py"
+    return [sys.executable, str(script), "--listen", target, "--max-pending", str(max_pending)]
+
+
+def _measure(
+    console: Console,
+    args: argparse.Namespace,
+    claims: list[Replay],
+    work: Path,
+    name: str,
+    command_for: Callable[[str], list[str]],
+) -> Measured | None:
+    """Start one server, run the target rate and the steps, stop it (None if it did not start)."""
+    target = f"127.0.0.1:{_free_port()}"
+    command = command_for(target)
+    console.print(f"{name} server: {shlex.join(command)}")
+    out_path, err_path = work / f"{name}.out", work / f"{name}.err"
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(command, stdout=out, stderr=err)
+    runs: list[RunResult] = []
+    steps: list[RunResult] = []
     try:
         started = time.perf_counter()
         if not _wait_serving(target, process):
-            console.print("[red]the server did not start serving[/red]")
+            console.print(f"[red]the {name} server did not start serving[/red]")
             _tail(console, err_path)
-            return 2
-        console.print(
-            f"server: SERVING after {time.perf_counter() - started:.1f} s (pid {process.pid})"
-        )
+            return None
+        seconds = time.perf_counter() - started
+        console.print(f"{name} server: SERVING after {seconds:.1f} s (pid {process.pid})")
         runs, steps = _load(console, args, target, claims, process.pid)
     finally:
         stopped = _stop(process)
-        gc.unfreeze()
     if not stopped:
         console.print(
-            f"[red]the server did not stop cleanly (exit code {process.returncode})[/red]"
+            f"[red]the {name} server did not stop cleanly (exit code {process.returncode})[/red]"
         )
         _tail(console, err_path)
-    _report(console, args, runs, steps)
-    malformed = [m for run in [*runs, *steps] for m in run.malformed]
-    if malformed:
-        console.print(f"[red]{len(malformed):,} malformed verdicts, e.g. {malformed[0]}[/red]")
-        return 1
-    return 0 if stopped else 2
+    return Measured(name, runs, steps, stopped)
 
 
 def _load(
@@ -582,19 +637,58 @@ def _tail(console: Console, path: Path, lines: int = 20) -> None:
         console.print(f"  server: {line}", markup=False, highlight=False)
 
 
-def _report(
-    console: Console, args: argparse.Namespace, runs: list[RunResult], steps: list[RunResult]
-) -> None:
-    if runs:
-        console.print(_table(f"target run: {args.rate:,.0f} claims/s for {args.seconds:g} s", runs))
-        _mix(console, runs[0])
-    if steps:
-        title = (
-            f"steps: {args.step_seconds:g} s each, up by {args.step:,.0f}/s to at most "
-            f"{args.max_rate:,.0f}/s (below the first step if it failed)"
+def _report(console: Console, args: argparse.Namespace, measured: list[Measured]) -> None:
+    for result in measured:
+        if result.runs:
+            title = f"{result.name}, target run: {args.rate:,.0f} claims/s for {args.seconds:g} s"
+            console.print(_table(title, result.runs))
+            _mix(console, result.runs[0])
+        if result.steps:
+            title = (
+                f"{result.name}, steps: {args.step_seconds:g} s each, up by {args.step:,.0f}/s "
+                f"to at most {args.max_rate:,.0f}/s (below the first step if it failed)"
+            )
+            console.print(_table(title, result.steps))
+    if len(measured) > 1:
+        console.print(_against_floor(measured[0], measured[1]))
+    precheck = measured[0]
+    _targets(console, args, precheck.runs, precheck.steps)
+    for floor in measured[1:]:
+        console.print(
+            f"{floor.name} (no check: what no PreCheck on this machine can beat): "
+            f"{_maximum(args, floor.steps)}"
         )
-        console.print(_table(title, steps))
-    _targets(console, args, runs, steps)
+
+
+def _against_floor(precheck: Measured, floor: Measured) -> Table:
+    """PreCheck and the floor at each rate both were run at: p99 and server CPU, side by side."""
+    table = Table(
+        title=f"{precheck.name} against {floor.name}, same generator, same rates",
+        caption="p99 in ms; server CPU as a share of one core",
+    )
+    for column in ("run", "asked", "p99", "floor p99", "p99 ratio", "server CPU", "floor CPU"):
+        table.add_column(column, justify="right")
+    pairs = [("target", precheck.runs[:1], floor.runs[:1])]
+    rates = sorted({s.rate for s in precheck.steps} & {s.rate for s in floor.steps})
+    for rate in rates:
+        ours = [s for s in precheck.steps if s.rate == rate][:1]
+        pairs.append(("step", ours, [s for s in floor.steps if s.rate == rate][:1]))
+    for label, ours, theirs in pairs:
+        if not ours or not theirs:
+            continue
+        mine, base = ours[0], theirs[0]
+        p99, floor_p99 = mine.percentile_ms(0.99), base.percentile_ms(0.99)
+        ratio = f"{p99 / floor_p99:.2f}x" if floor_p99 > 0 else "–"
+        table.add_row(
+            label,
+            f"{mine.rate:,.0f}/s",
+            f"{p99:.2f}",
+            f"{floor_p99:.2f}",
+            ratio,
+            _cpu(mine.server_cpu, mine.window),
+            _cpu(base.server_cpu, base.window),
+        )
+    return table
 
 
 def _table(title: str, runs: list[RunResult]) -> Table:
@@ -661,20 +755,29 @@ def _targets(
             f"target p99 <= {TARGET_P99_MS:g} ms at {TARGET_RATE:,.0f} claims/s over "
             f"{TARGET_SECONDS:g} s with zero errors: {_met(met and conditions)} ({detail})"
         )
-    passed = [s.rate for s in steps if not s.failures()]
-    best = max(passed, default=0.0)
+    console.print(
+        f"target maximum sustainable rate >= {TARGET_MAX_RATE:,.0f} claims/s: "
+        f"{_met(_best(steps) >= TARGET_MAX_RATE)} ({_maximum(args, steps)})"
+    )
+
+
+def _best(steps: list[RunResult]) -> float:
+    """The highest rate of a step that passed (0 when none did)."""
+    return max((s.rate for s in steps if not s.failures()), default=0.0)
+
+
+def _maximum(args: argparse.Namespace, steps: list[RunResult]) -> str:
+    """The maximum sustainable rate of these steps, and why the next one failed."""
+    best = _best(steps)
     above = [s for s in steps if s.failures() and s.rate > best]
     failed = min(above, key=lambda s: s.rate, default=None)
     if failed is not None:
         why = f"{failed.rate:,.0f}/s failed: {'; '.join(failed.failures())}"
     else:
         why = f"no step failed up to --max-rate {args.max_rate:,.0f}/s"
-    best_text = f"{best:,.0f}/s" if passed else f"none from {args.rate:,.0f}/s"
-    console.print(
-        f"target maximum sustainable rate >= {TARGET_MAX_RATE:,.0f} claims/s: "
-        f"{_met(best >= TARGET_MAX_RATE)} (max {best_text}; {why}; "
-        f"{args.step_seconds:g} s steps, on {cores})"
-    )
+    best_text = f"{best:,.0f}/s" if best else f"none from {args.rate:,.0f}/s"
+    cores = f"{os.cpu_count()} cores, load generator included"
+    return f"max {best_text}; {why}; {args.step_seconds:g} s steps, on {cores}"
 
 
 def _met(met: bool) -> str:
