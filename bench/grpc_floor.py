@@ -37,7 +37,8 @@ async def check(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes])
         kb_version="floor",
         rule_pack_version="floor",
     )
-    return verdict.SerializeToString()
+    answer: bytes = verdict.SerializeToString()
+    return answer
 
 
 async def serve(listen: str, max_pending: int) -> None:
