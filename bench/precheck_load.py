@@ -1,7 +1,7 @@
 """PreCheck under load: an open-loop gRPC load generator against ``fedrisk node serve``.
 
     python bench/precheck_load.py [--rate 1000] [--seconds 60] [--step-seconds 15]
-        [--step 500] [--max-rate 8000] [--max-pending 256]
+        [--step 500] [--trials 3] [--max-rate 8000] [--max-pending 256]
         [--settlements 20000] [--seed 1] [--data DIR] [--no-baseline] [--quick]
 
 Setup (not timed): generates contract-v1 data for one hospital (or takes ``--data DIR``, one
@@ -22,17 +22,20 @@ is part of the measurement ("load generator included"). Requests are serialised 
 and answers parsed after each run, so the generator's per-call work is gRPC's own.
 
 Runs: the target rate for ``--seconds`` (after a short warm-up that is not counted), then
-steps of ``--step-seconds`` from the target rate upwards by ``--step`` until a step fails
-(p99 > 5 ms, any error, or less than 98 % of the asked rate achieved) or ``--max-rate``; when
-the first step fails already, the rate is halved until a step passes, then bisected twice. The
-maximum sustainable rate is the highest step that passed. Each run also shows the CPU the server
-(its front and its check worker) and this process used (as a share of one core) and how late
-the sends were.
+steps from the target rate upwards by ``--step`` until a step fails or ``--max-rate``; when the
+first step fails already, the rate is halved until a step passes, then bisected twice. A step is
+``--trials`` runs of ``--step-seconds`` each and is judged on its median trial: it fails when
+the median p99 is above 5 ms, when any trial had an error, or when the median achieved rate is
+below 98 % of the asked. Why the median: the machine is shared, and a disturbance of a few
+seconds (seen here: an empty gRPC server at 34 ms p99) decided a whole 15-s step alone; every
+trial is still printed. The maximum sustainable rate is the highest step that passed. Each run
+also shows the CPU the server (its front and its check worker) and this process used (as a
+share of one core) and how late the sends were.
 
 Baseline (skipped with ``--no-baseline``): the same warm-up, target run and steps against
 gRPC's floor (``bench/grpc_floor.py``), a server like PreCheck's front that answers every claim
 at once without checking it. Both servers are up at once (the idle one costs nothing) and each
-rate is run against PreCheck and then against the floor, so that a disturbance of a shared
+trial is run against PreCheck and then against the floor, so that a disturbance of a shared
 machine, which lasts minutes, meets both; the floor then goes on alone above PreCheck's last
 step while it passes. A table puts both side by side at each rate (p99 and its ratio to the
 floor's, server CPU): how much of a miss is PreCheck's own, and how much the machine's.
@@ -52,6 +55,7 @@ import shlex
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -155,6 +159,40 @@ class RunResult:
         return reasons
 
 
+@dataclass
+class Step:
+    """One rate of the climb for one server: ``--trials`` runs, interleaved with the other
+    server's. Judged on the median trial (the machine is shared: one disturbed trial does not
+    decide a rate alone, nor does one lucky trial); errors in any trial fail it."""
+
+    rate: float
+    trials: list[RunResult] = field(default_factory=list)
+
+    def median(self, value: Callable[[RunResult], float]) -> float:
+        return statistics.median(value(trial) for trial in self.trials)
+
+    @property
+    def p99_ms(self) -> float:
+        return self.median(lambda trial: trial.percentile_ms(0.99))
+
+    @property
+    def errors(self) -> int:
+        return sum(trial.errors for trial in self.trials)
+
+    def failures(self) -> list[str]:
+        """Why the rate is not sustainable (empty when it is)."""
+        reasons = []
+        if self.p99_ms > TARGET_P99_MS:
+            each = ", ".join(f"{t.percentile_ms(0.99):.2f}" for t in self.trials)
+            reasons.append(f"median p99 {self.p99_ms:.2f} ms > {TARGET_P99_MS:g} ms ({each})")
+        if self.errors:
+            reasons.append(f"errors: {self.errors:,}")
+        achieved = self.median(lambda trial: trial.achieved)
+        if achieved < self.rate * (1 - SHORTFALL):
+            reasons.append(f"achieved {achieved:,.0f}/s < {1 - SHORTFALL:.0%} of asked")
+        return reasons
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _options(argv)
     console = Console(width=max(160, shutil.get_terminal_size().columns))
@@ -184,6 +222,12 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=TARGET_SECONDS, help="of the target run")
     parser.add_argument("--step-seconds", type=float, default=15.0, help="of each step up")
     parser.add_argument("--step", type=float, default=500.0, help="claims/s added per step")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help="runs of each step per server, median judged (default 3; 1 with --quick)",
+    )
     parser.add_argument("--max-rate", type=float, default=8_000.0, help="highest step tried")
     parser.add_argument("--deadline", type=float, default=1.0, help="s, of every call")
     parser.add_argument("--max-pending", type=int, default=256, help="server calls at once")
@@ -200,6 +244,10 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="smoke test: 300/s for 5 s, 3 s steps to 1,200/s"
     )
     args = parser.parse_args(argv)
+    if args.trials is None:
+        args.trials = 1 if args.quick else 3
+    if args.trials < 1:
+        parser.error("--trials: at least 1")
     args.sites = 1  # what bench.inputs.generate reads
     if args.quick:
         args.rate, args.seconds, args.step_seconds, args.step, args.max_rate = 300, 5, 3, 300, 1200
@@ -304,12 +352,13 @@ class Measured:
     pid: int
     check: grpc.UnaryUnaryMultiCallable
     runs: list[RunResult] = field(default_factory=list)
-    steps: list[RunResult] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
     stopped: bool = False
 
     @property
     def malformed(self) -> list[str]:
-        return [m for run in [*self.runs, *self.steps] for m in run.malformed]
+        trials = [trial for step in self.steps for trial in step.trials]
+        return [m for run in [*self.runs, *trials] for m in run.malformed]
 
 
 class ServerDidNotStartError(Exception):
@@ -421,17 +470,23 @@ def _load(
         console.print(f"{server.name} target run: {_summary(server.runs[-1])}")
 
     def step(among: list[Measured], rate: float) -> bool:
-        """Each of ``among`` at ``rate``; whether the first one passed."""
-        passed = []
-        for server in among:
-            time.sleep(PAUSE_SECONDS)
-            result = run(server, "step", rate, args.step_seconds)
-            server.steps.append(result)
-            failures = result.failures()
-            verdict = "; ".join(failures) or "pass"
-            console.print(f"{server.name} step {rate:,.0f}/s: {_summary(result)} → {verdict}")
-            passed.append(not failures)
-        return passed[0]
+        """Each of ``among`` at ``rate``, ``--trials`` times in turn; whether the first one
+        passed (on its median trial)."""
+        steps = [Step(rate) for _ in among]
+        for trial in range(1, args.trials + 1):
+            for server, at_rate in zip(among, steps, strict=True):
+                time.sleep(PAUSE_SECONDS)
+                at_rate.trials.append(run(server, f"step {trial}", rate, args.step_seconds))
+                mark = "pass" if not at_rate.trials[-1].failures() else "miss"
+                console.print(
+                    f"{server.name} step {rate:,.0f}/s, trial {trial}/{args.trials}: "
+                    f"{_summary(at_rate.trials[-1])} → {mark}"
+                )
+        for server, at_rate in zip(among, steps, strict=True):
+            server.steps.append(at_rate)
+            verdict = "; ".join(at_rate.failures()) or f"pass (median p99 {at_rate.p99_ms:.2f} ms)"
+            console.print(f"{server.name} step {rate:,.0f}/s: {verdict}")
+        return not steps[0].failures()
 
     _climb(partial(step, servers), args.rate, args)
     first = servers[0].steps[:1]
@@ -595,8 +650,9 @@ def _ms(value: float) -> str:
 
 
 def _process_cpu(pid: int) -> float | None:
-    """CPU seconds (user + system, all threads) so far of a process and its children (the
-    server's check worker); None off Linux. A worker that was replaced counts no more."""
+    """CPU seconds (user + system, all threads) so far of a process and its descendants (the
+    server's check worker and its audit writer); None off Linux. A worker that was replaced
+    counts no more."""
     total = 0.0
     for process in (pid, *_children(pid)):
         try:
@@ -610,13 +666,16 @@ def _process_cpu(pid: int) -> float | None:
 
 
 def _children(pid: int) -> list[int]:
-    """The process ids of a process's children (every thread's), on Linux."""
+    """The process ids of a process's descendants (the check worker and its audit writer), on
+    Linux."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            found += [int(child) for child in (task / "children").read_text().split()]
+            children = [int(child) for child in (task / "children").read_text().split()]
         except OSError:
             continue
+        for child in children:
+            found += [child, *_children(child)]
     return found
 
 
@@ -674,10 +733,11 @@ def _report(console: Console, args: argparse.Namespace, measured: list[Measured]
             _mix(console, result.runs[0])
         if result.steps:
             title = (
-                f"{result.name}, steps: {args.step_seconds:g} s each, up by {args.step:,.0f}/s "
-                f"to at most {args.max_rate:,.0f}/s (below the first step if it failed)"
+                f"{result.name}, steps: {args.trials} x {args.step_seconds:g} s each, up by "
+                f"{args.step:,.0f}/s to at most {args.max_rate:,.0f}/s (below the first step if "
+                "it failed); each trial's own result"
             )
-            console.print(_table(title, result.steps))
+            console.print(_table(title, [t for step in result.steps for t in step.trials]))
     if len(measured) > 1:
         console.print(_against_floor(measured[0], measured[1]))
     precheck = measured[0]
@@ -690,34 +750,52 @@ def _report(console: Console, args: argparse.Namespace, measured: list[Measured]
 
 
 def _against_floor(precheck: Measured, floor: Measured) -> Table:
-    """PreCheck and the floor at each rate both were run at: p99 and server CPU, side by side."""
+    """PreCheck and the floor at each rate both were run at: p99 and server CPU, side by side
+    (medians over a step's trials)."""
     table = Table(
         title=f"{precheck.name} against {floor.name}, same generator, same rates",
-        caption="p99 in ms; server CPU as a share of one core",
+        caption="p99 in ms (a step's: the median of its trials, each listed); "
+        "server CPU as a share of one core",
     )
     for column in ("run", "asked", "p99", "floor p99", "p99 ratio", "server CPU", "floor CPU"):
         table.add_column(column, justify="right")
     pairs = [("target", precheck.runs[:1], floor.runs[:1])]
-    rates = sorted({s.rate for s in precheck.steps} & {s.rate for s in floor.steps})
-    for rate in rates:
-        ours = [s for s in precheck.steps if s.rate == rate][:1]
-        pairs.append(("step", ours, [s for s in floor.steps if s.rate == rate][:1]))
+    by_rate = {step.rate: step for step in floor.steps}
+    for step in precheck.steps:
+        if step.rate in by_rate:
+            pairs.append(("step", step.trials, by_rate[step.rate].trials))
     for label, ours, theirs in pairs:
         if not ours or not theirs:
             continue
-        mine, base = ours[0], theirs[0]
-        p99, floor_p99 = mine.percentile_ms(0.99), base.percentile_ms(0.99)
+        p99, floor_p99 = _median_p99(ours), _median_p99(theirs)
         ratio = f"{p99 / floor_p99:.2f}x" if floor_p99 > 0 else "–"
         table.add_row(
             label,
-            f"{mine.rate:,.0f}/s",
-            f"{p99:.2f}",
-            f"{floor_p99:.2f}",
+            f"{ours[0].rate:,.0f}/s",
+            _p99_cell(ours),
+            _p99_cell(theirs),
             ratio,
-            _cpu(mine.server_cpu, mine.window),
-            _cpu(base.server_cpu, base.window),
+            _median_cpu(ours),
+            _median_cpu(theirs),
         )
     return table
+
+
+def _median_p99(runs: list[RunResult]) -> float:
+    return statistics.median(run.percentile_ms(0.99) for run in runs)
+
+
+def _p99_cell(runs: list[RunResult]) -> str:
+    """The median p99 of some runs, with each one's when there are several."""
+    median = f"{_median_p99(runs):.2f}"
+    if len(runs) == 1:
+        return median
+    return f"{median} ({', '.join(f'{run.percentile_ms(0.99):.1f}' for run in runs)})"
+
+
+def _median_cpu(runs: list[RunResult]) -> str:
+    shares = [r.server_cpu / r.window for r in runs if r.server_cpu is not None and r.window > 0]
+    return f"{statistics.median(shares):.0%}" if shares else "–"
 
 
 def _table(title: str, runs: list[RunResult]) -> Table:
@@ -766,7 +844,7 @@ def _mix(console: Console, run: RunResult) -> None:
 
 
 def _targets(
-    console: Console, args: argparse.Namespace, runs: list[RunResult], steps: list[RunResult]
+    console: Console, args: argparse.Namespace, runs: list[RunResult], steps: list[Step]
 ) -> None:
     conditions = args.rate == TARGET_RATE and args.seconds == TARGET_SECONDS
     cores = f"{os.cpu_count()} cores, load generator included"
@@ -790,12 +868,12 @@ def _targets(
     )
 
 
-def _best(steps: list[RunResult]) -> float:
+def _best(steps: list[Step]) -> float:
     """The highest rate of a step that passed (0 when none did)."""
     return max((s.rate for s in steps if not s.failures()), default=0.0)
 
 
-def _maximum(args: argparse.Namespace, steps: list[RunResult]) -> str:
+def _maximum(args: argparse.Namespace, steps: list[Step]) -> str:
     """The maximum sustainable rate of these steps, and why the next one failed."""
     best = _best(steps)
     above = [s for s in steps if s.failures() and s.rate > best]
@@ -806,7 +884,8 @@ def _maximum(args: argparse.Namespace, steps: list[RunResult]) -> str:
         why = f"no step failed up to --max-rate {args.max_rate:,.0f}/s"
     best_text = f"{best:,.0f}/s" if best else f"none from {args.rate:,.0f}/s"
     cores = f"{os.cpu_count()} cores, load generator included"
-    return f"max {best_text}; {why}; {args.step_seconds:g} s steps, on {cores}"
+    trials = f"median of {args.trials} trials of {args.step_seconds:g} s a step"
+    return f"max {best_text}; {why}; {trials}, on {cores}"
 
 
 def _met(met: bool) -> str:
