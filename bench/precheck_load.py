@@ -173,7 +173,7 @@ class Step:
 
     @property
     def p99_ms(self) -> float:
-        return self.median(lambda trial: trial.percentile_ms(0.99))
+        return _median_p99(self.trials)
 
     @property
     def errors(self) -> int:
@@ -651,8 +651,7 @@ def _ms(value: float) -> str:
 
 def _process_cpu(pid: int) -> float | None:
     """CPU seconds (user + system, all threads) so far of a process and its descendants (the
-    server's check worker and its audit writer); None off Linux. A worker that was replaced
-    counts no more."""
+    server's check worker); None off Linux. A worker that was replaced counts no more."""
     total = 0.0
     for process in (pid, *_children(pid)):
         try:
@@ -666,7 +665,7 @@ def _process_cpu(pid: int) -> float | None:
 
 
 def _children(pid: int) -> list[int]:
-    """The process ids of a process's descendants (the check worker and its audit writer), on
+    """The process ids of a process's descendants (every thread's children, theirs, …), on
     Linux."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
@@ -761,7 +760,7 @@ def _against_floor(precheck: Measured, floor: Measured) -> Table:
         table.add_column(column, justify="right")
     pairs = [("target", precheck.runs[:1], floor.runs[:1])]
     by_rate = {step.rate: step for step in floor.steps}
-    for step in precheck.steps:
+    for step in sorted(precheck.steps, key=lambda s: s.rate):
         if step.rate in by_rate:
             pairs.append(("step", step.trials, by_rate[step.rate].trials))
     for label, ours, theirs in pairs:
