@@ -883,7 +883,11 @@ def _maximum(args: argparse.Namespace, steps: list[Step]) -> str:
         why = f"no step failed up to --max-rate {args.max_rate:,.0f}/s"
     best_text = f"{best:,.0f}/s" if best else f"none from {args.rate:,.0f}/s"
     cores = f"{os.cpu_count()} cores, load generator included"
-    trials = f"median of {args.trials} trials of {args.step_seconds:g} s a step"
+    trials = (
+        f"median of {args.trials} trials of {args.step_seconds:g} s a step"
+        if args.trials > 1
+        else f"one trial of {args.step_seconds:g} s a step"
+    )
     return f"max {best_text}; {why}; {trials}, on {cores}"
 
 
