@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 
-from fedrisk.node.auditlog import AuditLog, AuditRecord
+from fedrisk.node.auditlog import AuditLog, AuditRecord, LogWriter
 
 _STOP = object()
 
@@ -44,6 +44,10 @@ class AuditQueue:
         self._writer.join()
 
     def _run(self) -> None:
+        with self._log.writer() as writer:
+            self._commit_until_stopped(writer)
+
+    def _commit_until_stopped(self, writer: LogWriter) -> None:
         stopping = False
         while not stopping:
             items = [self._queue.get()]
@@ -55,7 +59,7 @@ class AuditQueue:
             pending = [i for i in items if isinstance(i, AuditRecord)]
             stopping = any(i is _STOP for i in items)
             if pending:
-                self._log.append(pending)
+                writer.append(pending)
             for marker in items:
                 if isinstance(marker, threading.Event):
                     marker.set()

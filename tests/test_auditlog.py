@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC
 from functools import cache
 from pathlib import Path
 
@@ -16,9 +17,18 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from fedrisk.cli.main import app
+from fedrisk.crypto.canonical import canonical_json
 from fedrisk.crypto.identity import Identity
 from fedrisk.crypto.treehead import sign_tree_head
-from fedrisk.node.auditlog import HEADS_FILE, LOG_FILE, AuditLog, AuditRecord, Durability
+from fedrisk.node.auditlog import (
+    HEADS_FILE,
+    LOG_FILE,
+    AuditLog,
+    AuditRecord,
+    Durability,
+    entry_line,
+    read_entries,
+)
 from fedrisk.node.auditverify import verify_log
 from fedrisk.node.home import init_home
 
@@ -190,6 +200,64 @@ def test_appending_refuses_a_log_that_contradicts_its_head(tmp_path: Path) -> No
     (folder / "state.json").unlink()
     with pytest.raises(Exception, match="does not match its last signed head"):
         log.append([_record(2)])
+
+
+def test_a_writer_that_stays_open_sees_commits_of_other_writers(tmp_path: Path) -> None:
+    folder = tmp_path / "audit"
+    log = AuditLog.create(folder, "H1", KEY)
+    with log.writer() as service:  # a service's queue, open for its whole life
+        service.append([_record(0), _record(1)])
+        log.append([_record(2)])  # e.g. a command run beside the service
+        (folder / "state.json").unlink()
+        AuditLog(folder, "H1", KEY).append([_record(3)])  # rebuilds the lost cache
+        head = service.append([_record(4)])
+    assert head.size == 5
+    report = verify_log(folder, KEY.public)
+    assert report.intact, report.problem
+    assert [e["rows"] for e in read_entries(folder)] == [0, 7, 14, 21, 28]
+
+
+def test_a_writer_reads_the_files_again_after_a_failed_commit(tmp_path: Path) -> None:
+    folder = tmp_path / "audit"
+    log = AuditLog.create(folder, "H1", KEY, Durability.FLUSH)
+    with log.writer() as writer:
+        writer.append([_record(0)])
+        with pytest.raises(AttributeError):  # after the first record changed the edge
+            writer.append([_record(1), "not a record"])  # type: ignore[list-item]
+        writer.append([_record(2)])
+    report = verify_log(folder, KEY.public)
+    assert report.intact, report.problem
+    assert [e["rows"] for e in read_entries(folder)] == [0, 14]
+
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
+_HOSTILE = st.sampled_from(["\x00fedrisk-seq\x00", "\x00fedrisk-prev\x00", "\x00fedrisk-time\x00"])
+
+
+@PROPERTY
+@given(
+    st.builds(
+        AuditRecord,
+        actor=_TEXT | _HOSTILE,
+        role=_TEXT,
+        purpose=_TEXT,
+        action=st.sampled_from(["read", "write"]),
+        dataset=_TEXT,
+        fields=st.lists(_TEXT | _HOSTILE, max_size=3).map(tuple),
+        rows=st.none() | st.integers(0, 10**9),
+        decision=st.sampled_from(["allowed", "denied"]),
+        reason=_TEXT | _HOSTILE,
+        policy=_TEXT,
+    ),
+    st.integers(0, 2**40),
+    st.binary(min_size=32, max_size=32).map(bytes.hex),
+    st.datetimes(timezones=st.just(UTC)).map(lambda t: t.isoformat(timespec="microseconds")),
+)
+def test_an_entry_from_its_template_is_its_canonical_json(
+    record: AuditRecord, seq: int, prev: str, time: str
+) -> None:
+    expected = canonical_json(record.entry(seq, prev, time, "H1"))
+    assert entry_line(record, seq, prev, time, "H1") == expected
 
 
 runner = CliRunner()
