@@ -163,7 +163,7 @@ class LogWriter:
     rebuilt). Not thread-safe: one writer per thread.
     """
 
-    def __init__(self, folder: Path, node: str, identity: Identity, durability: Durability):
+    def __init__(self, folder: Path, node: str, identity: Identity, durability: Durability) -> None:
         self.folder = folder
         self.node = node
         self._identity = identity
