@@ -28,10 +28,9 @@ from fedrisk.models.schema import (
 )
 from fedrisk.node.home import init_home
 from fedrisk.node.ingest import IngestReport, ingest, read_rejects
+from tests.conftest import SAMPLE, SAMPLE_SITES
 from tests.nodes import operator
 
-SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "contract" / "sample"
-SAMPLE_SITES = ("H33010000", "P33010701")
 SITE = "H33010000"
 KB = load_kb()
 DRUG = next(iter(KB.drugs))
@@ -91,8 +90,6 @@ def _agree(tmp: Path, site_id: str, folder: Path, labels: bool) -> Outcome:
 
 @pytest.mark.parametrize("site_id", SAMPLE_SITES)
 def test_sample_sites_agree(tmp_path: Path, site_id: str) -> None:
-    if not SAMPLE.is_dir():
-        pytest.skip(f"contract sample not found at {SAMPLE}")
     folder = tmp_path / site_id
     shutil.copytree(SAMPLE / site_id, folder)
     outcome = _agree(tmp_path, site_id, folder, labels=False)
