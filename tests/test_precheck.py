@@ -469,6 +469,23 @@ def test_check_stream_answers_each_claim_in_order_and_an_error_ends_it(
     assert raised.value.details().startswith("settlement.gender")
 
 
+def test_a_claim_larger_than_one_read_of_the_worker_is_checked(
+    sample_node: tuple[NodeHome, Path], server: Running
+) -> None:
+    """A claim of 2,000 lines is several reads of the worker's pipe (64 KiB each)."""
+    from fedrisk.node.precheckworker import READ_SIZE
+
+    settlements, lines = _rows(sample_node[1])
+    first = next(s for s, ls in lines.items() if ls and not any(x["trace_code"] for x in ls))
+    template = lines[first][0]
+    many = [dict(template, line_no=str(n)) for n in range(1, 2001)]
+    claim = _claim(settlements[first], many, settlement_id="BIG-1")
+    assert claim.ByteSize() > 2 * READ_SIZE
+    verdict = check(_target(server), claim)
+    assert verdict.settlement_id == "BIG-1"
+    assert verdict.decision in (precheck_pb2.ALLOW, precheck_pb2.WARN, precheck_pb2.BLOCK)
+
+
 def test_bytes_that_are_not_a_claim_are_invalid_argument(server: Running) -> None:
     with channel(_target(server)) as opened:
         raw = opened.unary_unary(f"/{SERVICE}/Check")  # bytes in, bytes out
