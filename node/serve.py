@@ -4,8 +4,8 @@
   in a thread of its own, so the main thread keeps the signals; a check worker
   (:mod:`.precheckworker`) holds the history and checks the claims the front forwards. gRPC's
   own work per call and the check then use two cores instead of queueing for one interpreter
-  lock (``bench/precheck_load.py``, 2 cores: p99 4.3–8.8 ms, median 5.5, at 2,000 claims/s,
-  where one process gave 8–10 ms). The sync server's thread pool was slower still: it spent
+  lock (in one process, 2,000 claims/s gave p99 8–10 ms on 2 cores; docs/precheck.md,
+  *Capacity*, has the runs since). The sync server's thread pool was slower still: it spent
   more than a check handing calls between threads.
 
 - **Bounded**: at most ``max_pending`` calls in the server at once; the next is answered
