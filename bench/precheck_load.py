@@ -201,17 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"load average at start: {load} (a shared machine: others' work counts)")
     with tempfile.TemporaryDirectory(prefix="fedrisk-bench-") as tmp:
         work = Path(tmp)
-        data = args.data if args.data is not None else _generated(console, args, work / "data")
-        sites = site_names(data)
-        if not sites:
-            console.print(f"[red]no site folders with settlements.csv under {data}[/red]")
+        replayed = replay_setup(console, args, work)
+        if replayed is None:
             return 2
-        home = _ingest(console, data / sites[0], work / "home")
-        claims = _claims(console, data / sites[0], home, args.seed)
-        if not claims:
-            console.print("[red]no valid claim to replay[/red]")
-            return 2
-        return _against_servers(console, args, home, claims, work)
+        return _against_servers(console, args, *replayed, work)
 
 
 def _options(argv: list[str] | None) -> argparse.Namespace:
@@ -252,6 +245,24 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.rate, args.seconds, args.step_seconds, args.step, args.max_rate = 300, 5, 3, 300, 1200
     return args
+
+
+def replay_setup(
+    console: Console, args: argparse.Namespace, work: Path
+) -> tuple[NodeHome, list[Replay]] | None:
+    """The node home and the claims to replay (``--data``'s first site, or one generated into
+    ``work``); None, said on the console, when there is no site or no valid claim."""
+    data = args.data if args.data is not None else _generated(console, args, work / "data")
+    sites = site_names(data)
+    if not sites:
+        console.print(f"[red]no site folders with settlements.csv under {data}[/red]")
+        return None
+    home = _ingest(console, data / sites[0], work / "home")
+    claims = _claims(console, data / sites[0], home, args.seed)
+    if not claims:
+        console.print("[red]no valid claim to replay[/red]")
+        return None
+    return home, claims
 
 
 def _generated(console: Console, args: argparse.Namespace, out: Path) -> Path:

@@ -16,7 +16,8 @@ ingested into a node home, its settlements replayed as claims. Then, for ``--rep
 Medians of the rounds, and each row's ratio to the in-process check. Why this bench beside
 the load bench: the load bench's p99 moves with whatever else runs on the host, while CPU per
 claim moves much less, so a change to the worker or the check is judged here first. Linux only
-(it reads /proc). Exit code 0, or 2 when the worker did not start.
+(it reads /proc). Exit code 0, or 2 when there was nothing to replay or the worker did not
+start.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.inputs import machine_line, site_names
-from bench.precheck_load import _claims, _generated, _ingest
+from bench.inputs import machine_line
+from bench.precheck_load import replay_setup
 from fedrisk.node.access import Principal, SiteAccess
 from fedrisk.node.auditqueue import AuditQueue
 from fedrisk.node.home import open_home
@@ -67,11 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=120)
     machine_line(console, f"protobuf {protobuf_version}")
     with tempfile.TemporaryDirectory(prefix="fedrisk-bench-") as tmp:
-        work = Path(tmp)
-        data = args.data if args.data is not None else _generated(console, args, work / "data")
-        site = data / site_names(data)[0]
-        home = _ingest(console, site, work / "home")
-        claims = [c.request for c in _claims(console, site, home, args.seed)][: args.claims]
+        replayed = replay_setup(console, args, Path(tmp))
+        if replayed is None:
+            return 2
+        home = replayed[0]
+        claims = [claim.request for claim in replayed[1][: args.claims]]
         rows: dict[str, list[Cpu]] = {"in process": []}
         for _ in range(args.repeats):
             rows["in process"].append(_in_process(home.root, claims))
