@@ -97,7 +97,10 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", type=Path, default=None, help="existing exports (first site)")
     args = parser.parse_args(argv)
-    args.batches = [int(b) for b in args.batches.split(",")]
+    try:
+        args.batches = [int(b) for b in args.batches.split(",")]
+    except ValueError:
+        parser.error(f"--batches: whole numbers joined by commas, not {args.batches!r}")
     if args.repeats < 1 or args.claims < 1 or min(args.batches) < 1:
         parser.error("--claims, --repeats and every batch: at least 1")
     args.sites = 1  # what bench.inputs.generate reads
