@@ -21,19 +21,23 @@ def pseudonym(key: bytes, kind: str, identifier: str) -> str:
     ``kind`` (``patient``, ``doctor``, ``pharmacist``) separates the domains, so a doctor and a
     patient who happen to share an identifier string do not share a pseudonym.
     """
-    return pseudonyms(key, kind, [identifier])[0]
+    _check_key(key)
+    return _digest(key, kind.encode() + b"\0" + identifier.encode())
 
 
 def pseudonyms(key: bytes, kind: str, identifiers: Iterable[str]) -> list[str]:
-    """Pseudonyms of many identifiers, in order. Pass distinct values: each costs one HMAC.
+    """Pseudonyms of many identifiers, in order. Pass distinct values: each costs one HMAC."""
+    _check_key(key)
+    prefix = kind.encode() + b"\0"
+    return [_digest(key, prefix + identifier.encode()) for identifier in identifiers]
 
-    Uses the standard library's one-shot ``hmac.digest`` (OpenSSL's HMAC in one C call), which
-    costs a third of building an HMAC object per value.
-    """
+
+def _digest(key: bytes, message: bytes) -> str:
+    # The standard library's one-shot hmac.digest (OpenSSL's HMAC in one C call) costs a third
+    # of building an HMAC object per value; PreCheck computes two for every claim.
+    return hmac.digest(key, message, "sha256")[:PSEUDONYM_BYTES].hex()
+
+
+def _check_key(key: bytes) -> None:
     if len(key) != KEY_BYTES:
         raise ValueError(f"pseudonym key must be {KEY_BYTES} bytes, got {len(key)}")
-    prefix = kind.encode() + b"\0"
-    return [
-        hmac.digest(key, prefix + identifier.encode(), "sha256")[:PSEUDONYM_BYTES].hex()
-        for identifier in identifiers
-    ]
