@@ -28,7 +28,10 @@ from fedrisk.models.rules.pack import RulePack
 SEVERITY_RANK = {"info": 1, "warn": 2, "block": 3}
 
 
-@dataclass(frozen=True)
+# Claim and ClaimLine are built for every PreCheck call: a frozen dataclass's __init__ costs
+# ~3.5x a plain one with slots (it sets each field through object.__setattr__). No rule
+# assigns to them; they are values, read only.
+@dataclass(slots=True)
 class ClaimLine:
     line_no: int
     item_type: str
@@ -41,7 +44,7 @@ class ClaimLine:
     amount: Decimal = Decimal(0)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Claim:
     """One settlement as the rules see it: pseudonyms, never raw identifiers."""
 
