@@ -230,10 +230,26 @@ def _before(claim: Claim, context: FeatureContext) -> tuple[int, Decimal, float,
 
 
 def _los_vs_drg(los: int, stays: list[int], extra: int) -> float:
-    if extra:
-        stays = sorted([*stays, los])
-    if not stays:
-        return NAN
-    middle = len(stays) // 2
-    median = stays[middle] if len(stays) % 2 else (stays[middle - 1] + stays[middle]) / 2
+    """The stay's length over its DRG group's median stay (the claim's own stay counted in
+    when ``extra``)."""
+    median = _median_with(stays, los) if extra else _median_with(stays, None)
     return los / median if median else NAN
+
+
+def _median_with(ordered: list[int], value: int | None) -> float:
+    """The median of ``ordered`` (sorted) with ``value`` inserted, without copying it: a DRG
+    group holds thousands of stays, and sorting them for each PreCheck call cost ~50 us."""
+    size = len(ordered) + (value is not None)
+    if size == 0:
+        return NAN
+    at = len(ordered) if value is None else bisect.bisect_left(ordered, value)
+
+    def nth(i: int) -> int:
+        if i < at:
+            return ordered[i]
+        if i == at and value is not None:
+            return value
+        return ordered[i - 1] if value is not None else ordered[i]
+
+    middle = size // 2
+    return nth(middle) if size % 2 else (nth(middle - 1) + nth(middle)) / 2

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from contextlib import closing
 
 import duckdb
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from fedrisk.models.claimfeatures import READS, FeatureContext, claim_vector
+from fedrisk.models.claimfeatures import READS, FeatureContext, _los_vs_drg, claim_vector
 from fedrisk.models.features import SPEC, claim_features, feature_matrix
 from fedrisk.models.rules.engine import evaluate
 from fedrisk.node.claims import attach_claims
@@ -51,3 +54,24 @@ def test_every_stored_settlement_gets_the_sql_features(hospital: NodeHome) -> No
     wrong = {SPEC.names[j]: int((~close[:, j]).sum()) for j in range(len(SPEC.names))}
     assert {k: v for k, v in wrong.items() if v} == {}
     assert len(ids) > 5_000 and np.isfinite(got).sum() > len(ids) * 20  # real values compared
+
+
+@given(
+    stays=st.lists(st.integers(min_value=0, max_value=40), max_size=12).map(sorted),
+    los=st.integers(min_value=0, max_value=40),
+    extra=st.integers(min_value=0, max_value=1),
+)
+def test_a_new_stay_is_counted_in_its_drg_median_as_if_sorted_in(
+    stays: list[int], los: int, extra: int
+) -> None:
+    """PreCheck counts a new claim's stay in its DRG group's median without sorting the group
+    again; the result is the median of the group sorted with it (or without, for a stored one)."""
+    merged = sorted([*stays, los]) if extra else stays
+    middle = len(merged) // 2
+    if not merged:
+        median = math.nan
+    else:
+        median = merged[middle] if len(merged) % 2 else (merged[middle - 1] + merged[middle]) / 2
+    expected = los / median if median else math.nan
+    got = _los_vs_drg(los, stays, extra)
+    assert got == expected or (math.isnan(got) and math.isnan(expected))
