@@ -57,12 +57,14 @@ def model_flags(
 
 
 def reasons(
-    booster: lgb.Booster, rows: NDArray[np.float64], bundle: Bundle
+    booster: lgb.Booster, rows: NDArray[np.float64], bundle: Bundle, num_threads: int = 0
 ) -> list[list[dict[str, object]]]:
-    """For each row, the features with the largest positive contributions to its score."""
+    """For each row, the features with the largest positive contributions to its score
+    (``num_threads``: LightGBM's, 0 for OpenMP's default)."""
     if len(rows) == 0:
         return []
-    contributions = np.asarray(booster.predict(rows, pred_contrib=True), np.float64)[:, :-1]
+    contributions = booster.predict(rows, pred_contrib=True, num_threads=num_threads)
+    contributions = np.asarray(contributions, np.float64)[:, :-1]
     names = bundle.spec.names
     result = []
     for values, contribution in zip(rows, contributions, strict=True):
