@@ -2,7 +2,7 @@
 
     python bench/precheck_load.py [--rate 1000] [--seconds 60] [--step-seconds 15]
         [--step 500] [--trials 3] [--max-rate 8000] [--max-pending 256]
-        [--settlements 20000] [--seed 1] [--data DIR] [--no-baseline] [--quick]
+        [--settlements 20000] [--seed 1] [--data DIR] [--model] [--no-baseline] [--quick]
 
 Setup (not timed): generates contract-v1 data for one hospital (or takes ``--data DIR``, one
 folder a site; the first site is used), initialises a node home and ingests it, and builds the
@@ -12,6 +12,9 @@ refuses is left out and counted). Trace codes are replaced by fresh ones except 
 of every :data:`DUPLICATE_EVERY`, whose boxes are then already settled in the store
 (``duplicate_trace_code``); the other rules see the claims as the hospital sent them, so the
 replay is a mix of clean and violating claims (the mix of verdicts is printed).
+With ``--model``, a model trained on the node's own data is signed by a model owner the node
+trusts and activated before the server starts, so that every claim is also scored, as at a
+node that uses a federated model (without it, the check is the rules only).
 
 Then it starts the server as a subprocess (``python -m fedrisk.cli.main node serve``), waits
 for ``grpc.health.v1`` to say SERVING and, from this process, sends unary ``Check`` calls at a
@@ -87,12 +90,16 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.inputs import generate, machine_line, operator, site_names
+from fedrisk.crypto.identity import Identity
+from fedrisk.models.bundle import sign_bundle
 from fedrisk.models.kb import KnowledgeBase
 from fedrisk.models.schema import LINE_COLUMNS, SETTLEMENT_COLUMNS
+from fedrisk.node import registry
 from fedrisk.node.claimvalidate import ClaimError, check_lines, check_settlement, trimmed
 from fedrisk.node.home import NodeHome, init_home
 from fedrisk.node.ingest import ingest
 from fedrisk.node.precheckclient import channel, claim_from_json
+from fedrisk.node.training import train_node
 from fedrisk.protos.fedrisk.v1 import precheck_pb2
 
 SERVICE = precheck_pb2.DESCRIPTOR.services_by_name["PreCheckService"].full_name
@@ -245,6 +252,9 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", type=Path, default=None, help="existing exports (first site)")
     parser.add_argument(
+        "--model", action="store_true", help="train and activate a model: every claim is scored"
+    )
+    parser.add_argument(
         "--no-baseline",
         dest="baseline",
         action="store_false",
@@ -275,11 +285,27 @@ def replay_setup(
         console.print(f"[red]no site folders with settlements.csv under {data}[/red]")
         return None
     home = _ingest(console, data / sites[0], work / "home")
+    if args.model:
+        _activate_model(console, home, work / "bundle")
     claims = _claims(console, data / sites[0], home, args.seed)
     if not claims:
         console.print("[red]no valid claim to replay[/red]")
         return None
     return home, claims
+
+
+def _activate_model(console: Console, home: NodeHome, bundle: Path) -> None:
+    """A model trained on the node's own data, signed by a model owner the node trusts, pushed
+    and activated: the node as a hospital runs it once a federated model is in use."""
+    started = time.perf_counter()
+    owner = Identity.generate("bench-owner")
+    train_node(operator(home, "training"), bundle)
+    sign_bundle(bundle, owner)
+    home.trust_owner(owner.public)
+    pushed = registry.push(operator(home, "models"), bundle)
+    registry.activate(operator(home, "models"), pushed.bundle_id)
+    seconds = time.perf_counter() - started
+    console.print(f"setup: model {pushed.bundle_id} trained and active in {seconds:.1f} s")
 
 
 def _generated(console: Console, args: argparse.Namespace, out: Path) -> Path:

@@ -1,7 +1,7 @@
 """PreCheck's check worker: CPU per claim in this process (the baseline) and over its real pipe.
 
     python bench/precheck_worker.py [--claims 20000] [--repeats 5] [--batches 1,8]
-        [--settlements 20000] [--seed 1] [--data DIR]
+        [--settlements 20000] [--seed 1] [--data DIR] [--model]
 
 Setup (not timed) as ``bench/precheck_load.py``: one generated hospital (or ``--data``),
 ingested into a node home, its settlements replayed as claims. Then, for ``--repeats`` rounds:
@@ -96,6 +96,9 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--settlements", type=int, default=20_000, help="generated, one site")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", type=Path, default=None, help="existing exports (first site)")
+    parser.add_argument(
+        "--model", action="store_true", help="train and activate a model: every claim is scored"
+    )
     args = parser.parse_args(argv)
     try:
         args.batches = [int(b) for b in args.batches.split(",")]
