@@ -57,27 +57,28 @@ def model_flags(
 
 
 def reasons(
-    booster: lgb.Booster, rows: NDArray[np.float64], bundle: Bundle, num_threads: int = 0
+    booster: lgb.Booster, rows: NDArray[np.float64], bundle: Bundle
 ) -> list[list[dict[str, object]]]:
-    """For each row, the features with the largest positive contributions to its score
-    (``num_threads``: LightGBM's, 0 for OpenMP's default)."""
+    """For each row, the features with the largest positive contributions to its score."""
     if len(rows) == 0:
         return []
-    contributions = booster.predict(rows, pred_contrib=True, num_threads=num_threads)
-    contributions = np.asarray(contributions, np.float64)[:, :-1]
+    contributions = np.asarray(booster.predict(rows, pred_contrib=True), np.float64)
+    return [top_reasons(r, c, bundle) for r, c in zip(rows, contributions, strict=True)]
+
+
+def top_reasons(
+    row: NDArray[np.float64], contributions: NDArray[np.float64], bundle: Bundle
+) -> list[dict[str, object]]:
+    """The row's features with the largest positive contributions (``contributions`` as
+    ``pred_contrib`` gives them: one a feature, then the expected value)."""
     names = bundle.spec.names
-    result = []
-    for values, contribution in zip(rows, contributions, strict=True):
-        top = np.argsort(-contribution, kind="stable")[:TOP_REASONS]
-        result.append(
-            [
-                {
-                    "feature": names[i],
-                    "value": None if np.isnan(values[i]) else round(float(values[i]), 4),
-                    "contribution": round(float(contribution[i]), 4),
-                }
-                for i in top
-                if contribution[i] > 0
-            ]
-        )
-    return result
+    top = np.argsort(-contributions[:-1], kind="stable")[:TOP_REASONS]
+    return [
+        {
+            "feature": names[i],
+            "value": None if np.isnan(row[i]) else round(float(row[i]), 4),
+            "contribution": round(float(contributions[i]), 4),
+        }
+        for i in top
+        if contributions[i] > 0
+    ]

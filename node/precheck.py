@@ -16,18 +16,18 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass
 
-import lightgbm as lgb
 from google.protobuf.message import DecodeError
 from grpc import StatusCode
 
 from fedrisk.models.bundle import Bundle
 from fedrisk.models.claimfeatures import FeatureContext, claim_vector
 from fedrisk.models.kb import KnowledgeBase
+from fedrisk.models.rowpredict import RowPredictor
 from fedrisk.models.rules.claimcheck import Claim, check_claim, decision
 from fedrisk.models.rules.pack import RulePack
 from fedrisk.models.schema import LINE_COLUMNS, SETTLEMENT_COLUMNS
 from fedrisk.models.scoring import SEVERITY as MODEL_SEVERITY
-from fedrisk.models.scoring import reasons
+from fedrisk.models.scoring import top_reasons
 from fedrisk.node import registry
 from fedrisk.node.access import AccessDeniedError, SiteAccess
 from fedrisk.node.auditqueue import AuditQueue
@@ -53,17 +53,15 @@ class Scorer:
     """The active model, and the node-wide aggregates its features need."""
 
     bundle: Bundle
-    booster: lgb.Booster
+    predictor: RowPredictor
     context: FeatureContext
 
     def score(self, claim: Claim, kb: KnowledgeBase, hits: list[str]) -> precheck_pb2.ModelScore:
         """The claim's score; the top reasons when it is at or above the threshold."""
-        row = claim_vector(claim, self.context, kb, hits)[None, :]
-        # One row: OpenMP's threads would cost more than they save. Their wake-up and
-        # spin-wait after each call cost ~110 us of CPU a claim here, more than the check.
-        score = float(self.booster.predict(row, num_threads=1)[0])
+        row = claim_vector(claim, self.context, kb, hits)
+        score = self.predictor.score(row)
         flagged = score >= self.bundle.threshold
-        why = reasons(self.booster, row, self.bundle, num_threads=1)[0] if flagged else []
+        why = top_reasons(row, self.predictor.contributions(row), self.bundle) if flagged else []
         return precheck_pb2.ModelScore(
             model=self.bundle.bundle_id,
             score=score,
@@ -118,7 +116,9 @@ def load_checker(access: SiteAccess) -> Checker:
     loaded = load_history(access, with_features=bundle is not None)
     scorer = None
     if bundle is not None and loaded.features is not None:
-        scorer = Scorer(bundle, bundle.booster(), loaded.features)
+        # One thread: OpenMP's wake-up and spin-wait after each one-row call cost ~110 us of
+        # CPU a claim here, more than the check itself.
+        scorer = Scorer(bundle, RowPredictor(bundle.booster(), num_threads=1), loaded.features)
     kb, pack, key = home.knowledge_base(), home.rule_pack(), home.secret("pseudonym")
     checker = Checker(access, kb, pack, loaded.history, key, scorer)
     # The history is millions of long-lived objects: left to the collector, each full collection
