@@ -120,15 +120,17 @@ def claim_vector(
     in_store: bool = False,
 ) -> NDArray[np.float64]:
     """The claim's features in :data:`SPEC` order (NaN where SQL gives NULL)."""
-    extra = 0 if in_store else 1
-    values = {
-        **_claim_part(claim),
-        **_line_part(claim, kb),
-        **_context_part(claim, context, extra),
-    }
+    los = _los(claim.admit_time, claim.discharge_time)
+    values = _claim_part(claim, los)
+    values.update(_line_part(claim, kb, max(los, 1)))
+    values.update(_context_part(claim, context, 0 if in_store else 1, los))
     hit = set(hits)
-    values.update({f"hits_{rule}": float(rule in hit) for rule in SINGLE_SITE})
+    for name, rule in _HIT_FEATURES:
+        values[name] = float(rule in hit)
     return np.array([values[name] for name in SPEC.names], dtype=np.float64)
+
+
+_HIT_FEATURES = tuple((f"hits_{rule}", rule) for rule in SINGLE_SITE)
 
 
 def _los(admit: object, discharge: object) -> int:
@@ -137,8 +139,7 @@ def _los(admit: object, discharge: object) -> int:
     return (discharge.date() - admit.date()).days
 
 
-def _claim_part(claim: Claim) -> dict[str, float]:
-    los = _los(claim.admit_time, claim.discharge_time)
+def _claim_part(claim: Claim, los: int) -> dict[str, float]:
     total = float(claim.total_amount)
     return {
         "age": float(claim.age),
@@ -152,47 +153,47 @@ def _claim_part(claim: Claim) -> dict[str, float]:
     }
 
 
-def _line_part(claim: Claim, kb: KnowledgeBase) -> dict[str, float]:
+def _line_part(claim: Claim, kb: KnowledgeBase, days: int) -> dict[str, float]:
+    """The line features, in one pass over the lines (PreCheck computes them for every call)."""
     lines = claim.lines
     if not lines:  # SQL: no fee line, no row to join: every line feature is NULL
         return dict.fromkeys(LINE_FEATURES, NAN)
-    days = max(_los(claim.admit_time, claim.discharge_time), 1)
-    priced = [(line, _typical(kb, line.item_code)) for line in lines]
-    typical_sum = sum((line.quantity * t for line, t in priced if t is not None), Decimal(0))
-    has_typical = any(t is not None for _, t in priced)
-    ratios = [float(line.unit_price) / float(t) for line, t in priced if t]
-    saturation = [
-        float(line.quantity) / (kb.services[line.item_code].max_per_day * days)
-        for line in lines
-        if line.item_code in kb.services and kb.services[line.item_code].max_per_day > 0
-    ]
-    services = [line for line in lines if line.item_type == "service"]
-    amount = sum((line.amount for line in lines), Decimal(0))
+    amount = typical_sum = service_amount = service_units = Decimal(0)
+    has_typical, ratios, saturation = False, [], []
+    drugs = services = supply = 0
+    for line in lines:
+        amount += line.amount
+        supply += line.days_supply or 0
+        service = kb.services.get(line.item_code)
+        priced = kb.drugs.get(line.item_code) or service
+        if priced is not None:
+            has_typical = True
+            typical_sum += line.quantity * priced.typical_unit_price
+            if priced.typical_unit_price:
+                ratios.append(float(line.unit_price) / float(priced.typical_unit_price))
+        if service is not None and service.max_per_day > 0:
+            saturation.append(float(line.quantity) / (service.max_per_day * days))
+        if line.item_type == "drug":
+            drugs += 1
+        elif line.item_type == "service":
+            services += 1
+            service_amount += line.amount
+            service_units += line.quantity
     return {
         "n_lines": float(len(lines)),
-        "n_drug_lines": float(sum(line.item_type == "drug" for line in lines)),
-        "n_service_lines": float(len(services)),
+        "n_drug_lines": float(drugs),
+        "n_service_lines": float(services),
         "price_index": float(amount) / float(typical_sum) if has_typical and typical_sum else NAN,
         "max_price_ratio": max(ratios) if ratios else NAN,
         "service_saturation": max(saturation) if saturation else NAN,
-        "service_amount_per_day": (
-            float(sum((line.amount for line in services), Decimal(0))) / days if services else NAN
-        ),
-        "service_units_per_day": (
-            float(sum((line.quantity for line in services), Decimal(0))) / days if services else NAN
-        ),
-        "supply_days": float(sum(line.days_supply or 0 for line in lines)),
+        "service_amount_per_day": float(service_amount) / days if services else NAN,
+        "service_units_per_day": float(service_units) / days if services else NAN,
+        "supply_days": float(supply),
     }
 
 
-def _typical(kb: KnowledgeBase, code: str) -> Decimal | None:
-    item = kb.drugs.get(code) or kb.services.get(code)
-    return None if item is None else item.typical_unit_price
-
-
-def _context_part(claim: Claim, context: FeatureContext, extra: int) -> dict[str, float]:
+def _context_part(claim: Claim, context: FeatureContext, extra: int, los: int) -> dict[str, float]:
     dx = claim.principal_diagnosis
-    los = _los(claim.admit_time, claim.discharge_time)
     items = {line.item_code for line in claim.lines}
     dx_n = context.dx[dx] + extra
     shares = [(context.item_dx[(item, dx)] + extra) / dx_n for item in items]
