@@ -38,8 +38,9 @@ class RowPredictor:
         # The library the lightgbm package loaded: basic's own in 4.5, imported from libpath since.
         self._lib: ctypes.CDLL = basic._LIB  # type: ignore[attr-defined]
         self._booster = _load(self._lib, booster.model_to_string())
-        self._normal = _fast_config(self._lib, self._booster, _PREDICT_NORMAL, num_threads)
-        self._contrib = _fast_config(self._lib, self._booster, _PREDICT_CONTRIB, num_threads)
+        configs = (self._booster, self.num_features, num_threads)
+        self._normal = _fast_config(self._lib, _PREDICT_NORMAL, *configs)
+        self._contrib = _fast_config(self._lib, _PREDICT_CONTRIB, *configs)
         self._free = weakref.finalize(
             self, _free, self._lib, self._booster, (self._normal, self._contrib)
         )
@@ -77,9 +78,9 @@ class RowPredictor:
             self._lib,
             self._lib.LGBM_BoosterPredictForMatSingleRowFast(
                 config,
-                row.ctypes.data_as(ctypes.c_void_p),
+                ctypes.c_void_p(row.ctypes.data),
                 ctypes.byref(written),
-                out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+                ctypes.c_void_p(out.ctypes.data),
             ),
         )
         if written.value != len(out):
@@ -99,11 +100,13 @@ def _load(lib: ctypes.CDLL, model: str) -> ctypes.c_void_p:
 
 
 def _fast_config(
-    lib: ctypes.CDLL, booster: ctypes.c_void_p, predict_type: int, num_threads: int
+    lib: ctypes.CDLL,
+    predict_type: int,
+    booster: ctypes.c_void_p,
+    num_features: int,
+    num_threads: int,
 ) -> ctypes.c_void_p:
     config = ctypes.c_void_p()
-    features = ctypes.c_int32()
-    _check(lib, lib.LGBM_BoosterGetNumFeature(booster, ctypes.byref(features)))
     _check(
         lib,
         lib.LGBM_BoosterPredictForMatSingleRowFastInit(
@@ -112,7 +115,7 @@ def _fast_config(
             ctypes.c_int(0),
             ctypes.c_int(_ALL_ITERATIONS),
             ctypes.c_int(_DTYPE_FLOAT64),
-            features,
+            ctypes.c_int32(num_features),
             f"num_threads={num_threads}".encode(),
             ctypes.byref(config),
         ),
