@@ -79,3 +79,31 @@ def test_model_only_fraud_is_flagged_with_reasons_and_clean_claims_mostly_not(
     false_alarms = sum(v.model.flagged for v in clean_verdicts) / len(clean_verdicts)
     assert caught >= 0.8, caught
     assert false_alarms <= 0.05, false_alarms
+
+
+def test_a_reload_takes_up_a_model_rolled_back_or_activated_since(
+    node: tuple[NodeHome, Path, str],
+) -> None:
+    home, site, bundle_id = node
+    row = next(iter(_csv(site / "settlements.csv")))
+    lines = [r for r in _csv(site / "lines.csv") if r["settlement_id"] == row["settlement_id"]]
+    claim = claim_from_json({"settlement": row, "lines": lines})
+    running = start(WorkerStart(home.root, Principal("pytest", "precheck")), "127.0.0.1:0")
+    target = f"127.0.0.1:{running.port}"
+    try:
+        scored = check(target, claim)
+        assert scored.model_version == bundle_id and scored.HasField("model")
+        registry.rollback(operator(home, "models"))
+        assert check(target, claim).model_version == bundle_id  # loaded at start …
+        running.reload()
+        unscored = check(target, claim)  # … until a reload: no model any more
+        assert unscored.model_version == "" and not unscored.HasField("model")
+        registry.activate(operator(home, "models"), bundle_id)
+        running.reload()
+        again = check(target, claim)
+        assert again.model_version == bundle_id
+        assert again.model.score == scored.model.score
+    finally:
+        running.stop(grace=1)
+        if registry.active(operator(home, "models")) is None:
+            registry.activate(operator(home, "models"), bundle_id)
