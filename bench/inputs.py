@@ -10,8 +10,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from fedrisk.crypto.identity import Identity
+from fedrisk.models.bundle import Bundle, sign_bundle
+from fedrisk.node import registry
 from fedrisk.node.access import Principal, SiteAccess
 from fedrisk.node.home import NodeHome
+from fedrisk.node.training import TrainReport, train_node
 
 
 def parse_options(description: str, argv: list[str] | None) -> argparse.Namespace:
@@ -54,3 +58,15 @@ def site_names(data: Path) -> list[str]:
 def operator(home: NodeHome, purpose: str) -> SiteAccess:
     """The benchmark's access to a node, as an operator (audited like any other)."""
     return SiteAccess.open(home, Principal("bench", "operator"), purpose)
+
+
+def activate_local_model(
+    home: NodeHome, bundle: Path, owner: Identity
+) -> tuple[Bundle, TrainReport]:
+    """A model trained on the node's own labels into ``bundle``, signed by ``owner``, whom the
+    node then trusts, pushed and activated: the node as it runs once a model is in use."""
+    report = train_node(operator(home, "training"), bundle)
+    sign_bundle(bundle, owner)
+    home.trust_owner(owner.public)
+    pushed = registry.push(operator(home, "models"), bundle)
+    return registry.activate(operator(home, "models"), pushed.bundle_id), report

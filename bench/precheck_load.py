@@ -89,17 +89,14 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.inputs import generate, machine_line, operator, site_names
+from bench.inputs import activate_local_model, generate, machine_line, operator, site_names
 from fedrisk.crypto.identity import Identity
-from fedrisk.models.bundle import sign_bundle
 from fedrisk.models.kb import KnowledgeBase
 from fedrisk.models.schema import LINE_COLUMNS, SETTLEMENT_COLUMNS
-from fedrisk.node import registry
 from fedrisk.node.claimvalidate import ClaimError, check_lines, check_settlement, trimmed
 from fedrisk.node.home import NodeHome, init_home
 from fedrisk.node.ingest import ingest
 from fedrisk.node.precheckclient import channel, claim_from_json
-from fedrisk.node.training import train_node
 from fedrisk.protos.fedrisk.v1 import precheck_pb2
 
 SERVICE = precheck_pb2.DESCRIPTOR.services_by_name["PreCheckService"].full_name
@@ -298,14 +295,9 @@ def _activate_model(console: Console, home: NodeHome, bundle: Path) -> None:
     """A model trained on the node's own data, signed by a model owner the node trusts, pushed
     and activated: the node as a hospital runs it once a federated model is in use."""
     started = time.perf_counter()
-    owner = Identity.generate("bench-owner")
-    train_node(operator(home, "training"), bundle)
-    sign_bundle(bundle, owner)
-    home.trust_owner(owner.public)
-    pushed = registry.push(operator(home, "models"), bundle)
-    registry.activate(operator(home, "models"), pushed.bundle_id)
+    active, _ = activate_local_model(home, bundle, Identity.generate("bench-owner"))
     seconds = time.perf_counter() - started
-    console.print(f"setup: model {pushed.bundle_id} trained and active in {seconds:.1f} s")
+    console.print(f"setup: model {active.bundle_id} trained and active in {seconds:.1f} s")
 
 
 def _generated(console: Console, args: argparse.Namespace, out: Path) -> Path:

@@ -28,14 +28,19 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.inputs import generate, machine_line, operator, parse_options, site_names
+from bench.inputs import (
+    activate_local_model,
+    generate,
+    machine_line,
+    operator,
+    parse_options,
+    site_names,
+)
 from fedrisk.crypto.identity import Identity
-from fedrisk.models.bundle import sign_bundle
 from fedrisk.node import registry
 from fedrisk.node.home import NodeHome, init_home
 from fedrisk.node.ingest import ingest
 from fedrisk.node.screen import ScreenReport, screen_node
-from fedrisk.node.training import train_node
 
 TARGET_PER_MINUTE = 1_000_000
 
@@ -66,12 +71,7 @@ def _setup(console: Console, data: Path, sites: list[str], work: Path) -> dict[s
         home = init_home(work / f"home-{site}", site)
         files = (folder / "settlements.csv", folder / "lines.csv", folder / "labels.csv")
         ingest(operator(home, "ingest"), *files)
-        bundle = work / f"bundle-{site}"
-        report = train_node(operator(home, "training"), bundle)
-        sign_bundle(bundle, owner)
-        home.trust_owner(owner.public)
-        pushed = registry.push(operator(home, "models"), bundle)
-        registry.activate(operator(home, "models"), pushed.bundle_id)
+        pushed, report = activate_local_model(home, work / f"bundle-{site}", owner)
         console.print(
             f"setup {site}: ingested, model {pushed.bundle_id} trained on {report.rows:,} "
             f"labelled settlements (held-out AUC {report.metrics['auc']:.3f}) "
