@@ -31,7 +31,10 @@ then bisected twice. A step is ``--trials`` runs of ``--step-seconds`` each and 
 median trial. Why the median: the machine is shared, and a disturbance of a few seconds (seen
 here: an empty gRPC server at 34 ms p99) decided a whole 15-s step alone; every trial is still
 printed. Each run also shows the CPU the server (its front and its check worker) and this
-process used (as a share of one core) and how late the sends were.
+process used (as a share of one core), how late the sends were, and its slowest 1 % of calls
+grouped into bursts (calls scheduled less than 10 ms apart): a pause of the machine shows as a
+few large bursts, a check that is slow for some claims as many bursts of one or two (with
+``--model``, also the share of them the model flagged, whose reasons cost TreeSHAP).
 
 Two readings of "maximum sustainable rate", both reported; the target is judged on the first:
 
@@ -62,6 +65,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gc
+import heapq
 import os
 import random
 import shlex
@@ -111,6 +115,8 @@ DUPLICATE_EVERY = 20  # one replayed claim in 20 keeps its (already settled) tra
 MIN_RATE = 50.0  # claims/s: the lowest step tried below a failed first step
 BISECTIONS = 2  # steps between the highest passed and the lowest failed rate below the first
 WARM_UP_SECONDS = 2.0
+SLOW = 0.99  # a run's slow calls: from this quantile of its latencies up
+BURST_GAP = 0.010  # s: slow calls scheduled closer together than this are one burst
 PAUSE_SECONDS = 2.0  # between runs: the server drains, its audit queue commits
 START_TIMEOUT = 180.0  # the server loads the node's history before it says SERVING
 STOP_TIMEOUT = 30.0
@@ -128,6 +134,53 @@ class Replay:
     request_id: str
     settlement_id: str
     request: bytes
+
+
+@dataclass(frozen=True)
+class SlowCalls:
+    """A run's slowest 1 % of calls (those that set its p99), grouped by when they were scheduled.
+
+    What made the p99 shows here. A pause of the machine (another tenant, the kernel) delays
+    every call in flight and those scheduled until the backlog drains: few bursts of many calls
+    each. A check that is slow for some claims (a flagged claim's reasons, say) delays those
+    claims: many bursts of one or two, and with a model, ``flagged`` near all of them.
+    """
+
+    calls: int
+    bursts: int
+    largest: int  # calls in the largest burst
+    flagged: int | None  # of the calls, how many the model flagged (None: no scores)
+
+    def text(self) -> str:
+        parts = [f"{self.calls:,} in {self.bursts:,} bursts, max {self.largest:,}"]
+        if self.flagged is not None and self.calls:
+            parts.append(f"{self.flagged / self.calls:.0%} flagged")
+        return "; ".join(parts)
+
+
+def slow_calls(
+    scheduled: list[float],
+    latencies: list[float],
+    flagged: list[bool | None],
+    q: float = SLOW,
+    gap: float = BURST_GAP,
+) -> SlowCalls:
+    """The :class:`SlowCalls` of a run (each call's scheduled time, latency and whether its
+    verdict was flagged; None when it had no score or no answer)."""
+    if not latencies:
+        return SlowCalls(0, 0, 0, None)
+    count = max(1, round(len(latencies) * (1 - q)))
+    slow = heapq.nlargest(count, range(len(latencies)), key=latencies.__getitem__)
+    sizes: list[int] = []
+    last = -float("inf")
+    for i in sorted(slow, key=scheduled.__getitem__):
+        if scheduled[i] - last < gap:
+            sizes[-1] += 1
+        else:
+            sizes.append(1)
+        last = scheduled[i]
+    scored = [flagged[i] for i in slow if flagged[i] is not None]
+    return SlowCalls(len(slow), len(sizes), max(sizes), sum(scored) if scored else None)
 
 
 @dataclass
@@ -148,6 +201,7 @@ class RunResult:
     malformed: list[str] = field(default_factory=list)
     decisions: Counter[str] = field(default_factory=Counter)
     hits: Counter[str] = field(default_factory=Counter)
+    slow: SlowCalls = SlowCalls(0, 0, 0, None)
 
     @property
     def errors(self) -> int:
@@ -216,7 +270,7 @@ class Step:
 
 def main(argv: list[str] | None = None) -> int:
     args = _options(argv)
-    console = Console(width=max(160, shutil.get_terminal_size().columns))
+    console = Console(width=max(180, shutil.get_terminal_size().columns))
     machine_line(console, f"grpcio {grpc.__version__}, protobuf {protobuf_version}")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     console.print(f"load average at start: {load} (a shared machine: others' work counts)")
@@ -636,6 +690,7 @@ def _run(
     if server_before is not None and server_after is not None:
         result.server_cpu = server_after - server_before
     last = start
+    flagged: list[bool | None] = [None] * count
     for i in range(count):
         code = codes[i]
         result.codes[code.name if code is not None else "NO ANSWER"] += 1
@@ -648,20 +703,22 @@ def _run(
         answer = answers[i]
         if answer is not None:
             result.answered_ok += 1
-            _verdict(result, claims[i % len(claims)], answer)
+            flagged[i] = _verdict(result, claims[i % len(claims)], answer)
     result.window = max(seconds, last - start)
+    result.slow = slow_calls(scheduled, result.latencies, flagged)
     result.latencies.sort()
     result.lags.sort()
     return result
 
 
-def _verdict(result: RunResult, claim: Replay, answer: bytes) -> None:
-    """Count the verdict's decision and hits; note it when it is not one for this claim."""
+def _verdict(result: RunResult, claim: Replay, answer: bytes) -> bool | None:
+    """Count the verdict's decision and hits; note it when it is not one for this claim.
+    Whether the model flagged the claim (None: no score, or not a verdict for it)."""
     try:
         verdict = precheck_pb2.Verdict.FromString(answer)
     except Exception as error:  # a protobuf DecodeError
         result.malformed.append(f"{claim.settlement_id}: undecodable ({error})")
-        return
+        return None
     problems = []
     if verdict.request_id != claim.request_id:
         problems.append(f"request_id {verdict.request_id!r}")
@@ -677,9 +734,10 @@ def _verdict(result: RunResult, claim: Replay, answer: bytes) -> None:
         problems.append("allowed with a warn or block hit")
     if problems:
         result.malformed.append(f"{claim.settlement_id}: {', '.join(problems)}")
-        return
+        return None
     result.decisions[DECISION_NAMES[verdict.decision]] += 1
     result.hits.update(h.rule_id for h in verdict.hits)
+    return verdict.model.flagged if verdict.HasField("model") else None
 
 
 def _percentile(ordered: list[float], q: float) -> float:
@@ -857,6 +915,7 @@ def _table(title: str, runs: list[RunResult]) -> Table:
     table.add_column("errors (by code)", min_width=24)
     for name in ("p50", "p95", "p99", "max", "send lag p99", "server CPU", "gen. CPU"):
         table.add_column(name, justify="right")
+    table.add_column("slowest 1 %", no_wrap=True)
     table.add_column("result")
     for run in runs:
         by_code = [f"{n:,} {code}" for code, n in sorted(run.codes.items()) if code != "OK"]
@@ -874,6 +933,7 @@ def _table(title: str, runs: list[RunResult]) -> Table:
             f"{_percentile(run.lags, 0.99) * 1000:.2f}",
             _cpu(run.server_cpu, run.window),
             _cpu(run.client_cpu, run.window),
+            run.slow.text(),
             "[green]pass[/green]" if not failures else f"[red]fail: {short}[/red]",
         )
     return table
