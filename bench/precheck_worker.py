@@ -45,7 +45,7 @@ from fedrisk.node.access import Principal, SiteAccess
 from fedrisk.node.auditqueue import AuditQueue
 from fedrisk.node.home import open_home
 from fedrisk.node.precheck import answer_claim, load_checker
-from fedrisk.node.precheckwire import CLAIM, START, FrameReader, WorkerStart, frame
+from fedrisk.node.precheckwire import START, FrameReader, WorkerStart, claim_frame, frame
 
 PRINCIPAL = Principal("bench", "precheck")
 SETTLE_SECONDS = 0.2  # after a round: the worker's audit writer commits what it holds
@@ -141,7 +141,7 @@ def _over_pipe(home: Path, claims: list[bytes], batch: int) -> Cpu | None:
         before = _worker_cpu(worker.pid)
         for at in range(0, len(claims), batch):
             group = claims[at : at + batch]
-            ours.sendall(b"".join(frame(CLAIM, claim) for claim in group))
+            ours.sendall(b"".join(claim_frame(claim, None) for claim in group))
             _answers(ours, reader, len(group))
         time.sleep(SETTLE_SECONDS)
         after = _worker_cpu(worker.pid)

@@ -4,12 +4,15 @@ The front never parses a claim: the bytes the HIS sent are the bytes the worker 
 worker's verdict bytes are the answer (gRPC's handlers here take and give ``bytes``). What the
 front decides itself: a call already past its deadline is answered DEADLINE_EXCEEDED without
 being checked, and a call that finds no worker (one died and its replacement is loading) is
-answered UNAVAILABLE at once. The worker's refusals (INVALID_ARGUMENT naming the field,
-PERMISSION_DENIED) pass through with their details.
+answered UNAVAILABLE at once. Each claim goes to the worker with its call's deadline, and the
+worker answers DEADLINE_EXCEEDED, unchecked, for one whose deadline passed while it queued.
+The worker's refusals (INVALID_ARGUMENT naming the field, PERMISSION_DENIED) pass through with
+their details.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import TypeAlias
 
@@ -54,8 +57,9 @@ class PreCheckService:
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline has passed")
+        deadline = None if remaining is None else time.monotonic() + remaining
         try:
-            code, body = await self._workers.check(request)
+            code, body = await self._workers.check(request, deadline)
         except WorkerLostError as error:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
         if code is not grpc.StatusCode.OK:

@@ -3,8 +3,8 @@
 Every frame is a code (one byte) and a body (a 4-byte little-endian length, then the bytes).
 
 - front → worker: first a :data:`START` frame (:class:`WorkerStart` as JSON), then one
-  :data:`CLAIM` frame per claim, its body the ``Claim`` message exactly as the HIS sent it (the
-  worker parses it: the front never does).
+  :data:`CLAIM` frame per claim (:func:`claim_frame`): the call's deadline, then the ``Claim``
+  message exactly as the HIS sent it (the worker parses it: the front never does).
 - worker → front: first its start answer (``OK``, or why it could not start), then one answer
   per claim, in the order the claims came: a gRPC status code (``OK`` with the ``Verdict``'s
   bytes; otherwise the refusal's details in UTF-8).
@@ -18,6 +18,7 @@ the key has one, so that it never appears in a command line or an environment.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ import grpc
 from fedrisk.node.access import Principal
 
 HEADER = struct.Struct("<BI")
+DEADLINE = struct.Struct("<d")  # a CLAIM body's first bytes: when the caller stops waiting
 START = 1  # front → worker: the WorkerStart
 CLAIM = 2  # front → worker: one claim
 CODES = {code.value[0]: code for code in grpc.StatusCode}
@@ -67,6 +69,20 @@ class WorkerStart:
 def frame(code: int, body: bytes) -> bytes:
     """One frame's bytes."""
     return HEADER.pack(code, len(body)) + body
+
+
+def claim_frame(claim: bytes, deadline: float | None) -> bytes:
+    """A claim's frame. ``deadline`` is the instant on ``time.monotonic()``'s clock after which
+    its caller no longer waits for the answer (None: no deadline). Front and worker are
+    processes of one host, so they read the same monotonic clock (Linux's CLOCK_MONOTONIC)."""
+    return frame(CLAIM, DEADLINE.pack(math.inf if deadline is None else deadline) + claim)
+
+
+def split_claim(body: bytes) -> tuple[float, bytes]:
+    """A CLAIM frame's deadline (``math.inf`` for none) and the claim's bytes."""
+    if len(body) < DEADLINE.size:
+        raise ValueError(f"a claim frame of {len(body)} bytes has no deadline")
+    return DEADLINE.unpack_from(body)[0], body[DEADLINE.size :]
 
 
 def answer(code: grpc.StatusCode, body: bytes) -> bytes:

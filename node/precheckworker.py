@@ -9,8 +9,11 @@ HIS with what comes back, so the two run on two cores.
 a socketpair (the frames of :mod:`.precheckwire`). The worker reads its start, opens the node
 as the server's principal, loads the checker and answers "ready" (or why it could not start);
 then it answers every claim, in order, until the front closes the pipe; then it writes the
-queued audit entries and exits. Every claim is an audit entry (purpose ``precheck``) written by
-this process, the one that reads the history.
+queued audit entries and exits. Every claim it checks is an audit entry (purpose ``precheck``)
+written by this process, the one that reads the history. A claim whose caller's deadline has
+passed by the time its turn comes is answered DEADLINE_EXCEEDED without being read: when calls
+come faster than the worker checks them, it spends its time on calls someone still waits for,
+not on a backlog nobody will read (the answer would be dropped by gRPC anyway).
 
 It ignores SIGINT, SIGTERM and SIGHUP: the front decides when it stops. A Ctrl-C in a terminal
 or systemd's SIGTERM to the whole group must not cut calls the front is still finishing.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import signal
 import socket
 import sys
+import time
 import traceback
 
 from grpc import StatusCode
@@ -30,12 +34,13 @@ from fedrisk.node.access import SiteAccess
 from fedrisk.node.auditqueue import AuditQueue
 from fedrisk.node.home import open_home
 from fedrisk.node.precheck import Checker, answer_claim, load_checker
-from fedrisk.node.precheckwire import CLAIM, START, FrameReader, WorkerStart, answer
+from fedrisk.node.precheckwire import CLAIM, START, FrameReader, WorkerStart, answer, split_claim
 
 # Below malloc's mmap threshold (128 KiB): recv allocates a buffer of this size for every read,
 # and at 1 MiB that cost the worker ~20 us of system time per claim (a claim is ~1 KB; a larger
 # frame arrives over several reads).
 READ_SIZE = 1 << 16
+LATE = b"the call's deadline passed while it waited for the check; it was not checked"
 
 
 class WireError(Exception):
@@ -93,7 +98,10 @@ def _answer(checker: Checker, audit: AuditQueue, code: int, body: bytes) -> byte
     if code != CLAIM:
         return answer(StatusCode.INTERNAL, b"the worker expected a claim frame")
     try:
-        return answer(*answer_claim(checker, audit, body))
+        deadline, claim = split_claim(body)
+        if time.monotonic() >= deadline:
+            return answer(StatusCode.DEADLINE_EXCEEDED, LATE)
+        return answer(*answer_claim(checker, audit, claim))
     except Exception as error:  # one bad check must not take every later call with it
         _log_failure(error)
         return answer(StatusCode.INTERNAL, b"the check failed; see the server's log")

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from grpc import StatusCode
 
 from fedrisk.models.errors import FedriskError
-from fedrisk.node.precheckwire import CLAIM, START, FrameReader, WorkerStart, frame, status
+from fedrisk.node.precheckwire import START, FrameReader, WorkerStart, claim_frame, frame, status
 
 Answer = tuple[StatusCode, bytes]
 STOP_TIMEOUT = 30.0  # s a retiring worker gets to answer its calls and write its audit entries
@@ -77,17 +77,18 @@ class _Link(asyncio.Protocol):
         if not self.closed.done():
             self.closed.set_result(None)
 
-    def send(self, code: int, body: bytes) -> None:
-        """Queue a frame, written with the others of this turn of the loop."""
+    def send(self, data: bytes) -> None:
+        """Queue a frame's bytes, written with the others of this turn of the loop."""
         if self._transport is None or self._transport.is_closing():
             raise WorkerLostError("the check worker is not running; retry the call")
         if not self._outbox:
             asyncio.get_running_loop().call_soon(self._flush)
-        self._outbox.append(frame(code, body))
+        self._outbox.append(data)
 
-    def ask(self, claim: bytes) -> asyncio.Future[Answer]:
-        """Send a claim; the future of its answer."""
-        self.send(CLAIM, claim)
+    def ask(self, claim: bytes, deadline: float | None) -> asyncio.Future[Answer]:
+        """Send a claim and its caller's deadline (on ``time.monotonic()``'s clock); the future
+        of its answer."""
+        self.send(claim_frame(claim, deadline))
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self.pending.append(answer)
         return answer
@@ -131,7 +132,7 @@ class Worker:
         try:
             _, link = await loop.create_unix_connection(_Link, sock=ours)
             worker = Worker(process, link)
-            link.send(START, start.encode())
+            link.send(frame(START, start.encode()))
             code, reason = await link.hello
         except WorkerLostError:
             code, reason = StatusCode.UNKNOWN, b"the worker exited while starting"
@@ -144,8 +145,8 @@ class Worker:
             raise WorkerStartError(f"the check worker could not start: {reason.decode()}")
         return worker
 
-    def check(self, claim: bytes) -> asyncio.Future[Answer]:
-        return self.link.ask(claim)
+    def check(self, claim: bytes, deadline: float | None) -> asyncio.Future[Answer]:
+        return self.link.ask(claim, deadline)
 
     async def stop(self) -> None:
         """Close the pipe: the worker answers what it has, writes its audit entries and exits
@@ -173,12 +174,13 @@ class Workers:
         self._use(await Worker.spawn(self._start))
         await self._serving(True)
 
-    def check(self, claim: bytes) -> asyncio.Future[Answer]:
-        """The future of the worker's answer to one claim's bytes (a future, not a coroutine:
-        this is every call's path)."""
+    def check(self, claim: bytes, deadline: float | None) -> asyncio.Future[Answer]:
+        """The future of the worker's answer to one claim's bytes, to be checked only if its
+        ``deadline`` (``time.monotonic()``; None: none) has not passed when its turn comes (a
+        future, not a coroutine: this is every call's path)."""
         if self.current is None:
             raise WorkerLostError("the check worker is restarting; retry the call")
-        return self.current.check(claim)
+        return self.current.check(claim, deadline)
 
     async def reload(self) -> None:
         """A new worker with the store's history as it is now; the old one retires once the new

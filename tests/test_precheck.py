@@ -6,6 +6,7 @@ import asyncio
 import csv
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,10 +21,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from fedrisk.crypto.certs import issue, make_ca
 from fedrisk.models.rules.pack import load_rule_pack
 from fedrisk.node.access import Principal
+from fedrisk.node.auditlog import read_entries
 from fedrisk.node.home import NodeHome, init_home
 from fedrisk.node.ingest import ingest
 from fedrisk.node.precheckclient import ClientTls, channel, check, claim_from_json
 from fedrisk.node.precheckfront import PreCheckService
+from fedrisk.node.precheckwire import START, FrameReader, claim_frame, frame, status
 from fedrisk.node.serve import SERVICE, Running, TlsFiles, WorkerStart, start
 from fedrisk.protos.fedrisk.v1 import precheck_pb2, precheck_pb2_grpc
 from tests.nodes import operator
@@ -537,3 +540,90 @@ def test_a_check_worker_that_cannot_start_is_reported(
     with pytest.raises(FedriskError, match="could not start") as raised:
         start(WorkerStart(home.root, Principal("pytest", "no-such-role")), "127.0.0.1:0")
     assert "no-such-role" in str(raised.value)
+
+
+def _checks_audited(home: NodeHome, rows: int) -> int:
+    """The audit log's entries of checks of claims with ``rows`` - 1 lines."""
+    return sum(
+        1
+        for e in read_entries(home.audit)
+        if (e["purpose"], e["dataset"], e["rows"]) == ("precheck", "claims", rows)
+    )
+
+
+def _worker_answers(
+    home: NodeHome, claims: list[tuple[bytes, float | None]]
+) -> list[tuple[int, bytes]]:
+    """A real check worker, started as the front starts it, then sent ``claims`` (bytes,
+    deadline) in one write; its answers. Returns once the worker has exited (its audit entries
+    written)."""
+    ours, theirs = socket.socketpair()
+    with ours:
+        command = [sys.executable, "-m", "fedrisk.node.precheckworker", str(theirs.fileno())]
+        worker = subprocess.Popen(command, pass_fds=(theirs.fileno(),))
+        theirs.close()
+        reader = FrameReader()
+        ours.sendall(frame(START, _access(home).encode()))
+        assert [status(code) for code, _ in _frames(ours, reader, 1)] == [grpc.StatusCode.OK]
+        ours.sendall(b"".join(claim_frame(claim, deadline) for claim, deadline in claims))
+        answers = _frames(ours, reader, len(claims))
+    assert worker.wait(timeout=60) == 0
+    return answers
+
+
+def _frames(link: socket.socket, reader: FrameReader, count: int) -> list[tuple[int, bytes]]:
+    got: list[tuple[int, bytes]] = []
+    while len(got) < count:
+        data = link.recv(1 << 16)
+        assert data, f"the worker closed its pipe after {len(got)} of {count} frames"
+        got += reader.feed(data)
+    return got
+
+
+def test_the_worker_skips_a_claim_whose_deadline_passed_while_it_queued(
+    sample_node: tuple[NodeHome, Path],
+) -> None:
+    """Unchecked and so unaudited: nothing of it was read. The claims around it are checked."""
+    home, site = sample_node
+    settlements, lines = _rows(site)
+    first = next(iter(settlements))
+    claim = _claim(settlements[first], lines[first]).SerializeToString()
+    rows = 1 + len(lines[first])
+    before = _checks_audited(home, rows)
+    now = time.monotonic()  # the worker loads for a few seconds after this: +120 s is ahead
+    answers = _worker_answers(home, [(claim, None), (claim, now - 1), (claim, now + 120)])
+    codes = [status(code) for code, _ in answers]
+    ok, late = grpc.StatusCode.OK, grpc.StatusCode.DEADLINE_EXCEEDED
+    assert codes == [ok, late, ok]
+    assert answers[1][1].decode().endswith("it was not checked")
+    assert _checks_audited(home, rows) == before + 2
+
+
+def test_a_call_whose_deadline_passes_behind_long_checks_is_not_checked(
+    sample_node: tuple[NodeHome, Path], server: Running
+) -> None:
+    """The front tells the worker each call's deadline: a call that waited in the worker's
+    queue past it is answered DEADLINE_EXCEEDED and never checked (so not audited)."""
+    home, site = sample_node
+    settlements, lines = _rows(site)
+    first = next(s for s, ls in lines.items() if ls and not any(x["trace_code"] for x in ls))
+    many = [dict(lines[first][0], line_no=str(n)) for n in range(1, 8001)]
+    long = _claim(settlements[first], many, settlement_id="LONG-1")
+    short = _claim(settlements[first], lines[first], settlement_id="SHORT-1")
+    rows = 1 + len(lines[first])
+    before = _checks_audited(home, rows)
+    with channel(_target(server)) as opened:
+        stub = precheck_pb2_grpc.PreCheckServiceStub(opened)
+        started = time.monotonic()
+        # ~40 ms of checking each on a fast host, ~0.2 s on a slow one: the short claim waits
+        # behind all six in the worker's queue, longer than its 0.1 s.
+        ahead = [stub.Check.future(long, timeout=60) for _ in range(6)]
+        time.sleep(0.05)
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.Check(short, timeout=0.1)
+        assert {call.result().settlement_id for call in ahead} == {"LONG-1"}
+        took = time.monotonic() - started
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert took > 0.15, f"the long claims took {took:.3f} s: too short to hold the other back"
+    time.sleep(0.5)  # the worker's audit writer commits every ~20 ms
+    assert _checks_audited(home, rows) == before

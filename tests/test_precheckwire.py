@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import grpc
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from fedrisk.node.access import Principal
-from fedrisk.node.precheckwire import CLAIM, FrameReader, WorkerStart, answer, frame, status
+from fedrisk.node.precheckwire import (
+    CLAIM,
+    FrameReader,
+    WorkerStart,
+    answer,
+    claim_frame,
+    frame,
+    split_claim,
+    status,
+)
 
 bodies = st.lists(st.binary(max_size=300), max_size=20)
 
@@ -38,3 +49,17 @@ def test_a_worker_start_survives_the_pipe() -> None:
     for passphrase in (None, b"", "口令 with spaces".encode()):
         start = WorkerStart(Path("/srv/node"), Principal("his", "precheck"), "precheck", passphrase)
         assert WorkerStart.decode(start.encode()) == start
+
+
+@given(st.binary(max_size=300), st.none() | st.floats(min_value=0, max_value=1e9))
+def test_a_claim_frame_carries_the_claim_and_its_deadline(
+    claim: bytes, deadline: float | None
+) -> None:
+    ((code, body),) = FrameReader().feed(claim_frame(claim, deadline))
+    assert code == CLAIM
+    assert split_claim(body) == (math.inf if deadline is None else deadline, claim)
+
+
+def test_a_claim_frame_too_short_for_its_deadline_is_refused() -> None:
+    with pytest.raises(ValueError, match="has no deadline"):
+        split_claim(b"1234567")
