@@ -1,6 +1,6 @@
 """PreCheck's check worker: CPU per claim in this process (the baseline) and over its real pipe.
 
-    python bench/precheck_worker.py [--claims 20000] [--repeats 5] [--batches 1,8]
+    python bench/precheck_worker.py [--claims 20000] [--repeats 5] [--batches 1,8,64]
         [--settlements 20000] [--seed 1] [--data DIR] [--model]
 
 Setup (not timed) as ``bench/precheck_load.py``: one generated hospital (or ``--data``),
@@ -11,7 +11,9 @@ ingested into a node home, its settlements replayed as claims. Then, for ``--rep
 - **over the pipe**, for each group size B of ``--batches``: a real worker
   (``python -m fedrisk.node.precheckworker``, as the server starts it) gets B claims in one
   write, and the next B once their answers are back (closed loop); the worker's user and system
-  CPU from /proc, per claim.
+  CPU from /proc, per claim, and how long each answer took to come back from its group's write
+  (p50 and p99 over the round). A group of 64 is what the worker reads after a pause of ~30 ms
+  at 2,000/s: its answers' waits show how fast such a backlog comes back.
 
 Medians of the rounds, and each row's ratio to the in-process check. Why this bench beside
 the load bench: the load bench's p99 moves with whatever else runs on the host, while CPU per
@@ -53,10 +55,12 @@ SETTLE_SECONDS = 0.2  # after a round: the worker's audit writer commits what it
 
 @dataclass(frozen=True)
 class Cpu:
-    """CPU seconds a round used, per claim."""
+    """CPU seconds a round used, per claim, and (over the pipe) each answer's wait in seconds:
+    from its group's write to its arrival."""
 
     user: float
     system: float
+    waits: tuple[float, ...] = ()
 
     @property
     def total(self) -> float:
@@ -91,7 +95,7 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--claims", type=int, default=20_000, help="checked per round and row")
     parser.add_argument("--repeats", type=int, default=5, help="rounds; medians are reported")
     parser.add_argument(
-        "--batches", default="1,8", help="claims per write to the worker, comma-separated"
+        "--batches", default="1,8,64", help="claims per write to the worker, comma-separated"
     )
     parser.add_argument("--settlements", type=int, default=20_000, help="generated, one site")
     parser.add_argument("--seed", type=int, default=1)
@@ -134,28 +138,35 @@ def _over_pipe(home: Path, claims: list[bytes], batch: int) -> Cpu | None:
         theirs.close()
         reader = FrameReader()
         ours.sendall(frame(START, WorkerStart(home, PRINCIPAL).encode()))
-        if _answers(ours, reader, 1)[0][0] != 0:
+        if _answers(ours, reader, 1)[0][0][0] != 0:
             worker.kill()
             worker.wait()
             return None
         before = _worker_cpu(worker.pid)
+        waits: list[float] = []
         for at in range(0, len(claims), batch):
             group = claims[at : at + batch]
+            sent = time.perf_counter()
             ours.sendall(b"".join(claim_frame(claim, None) for claim in group))
-            _answers(ours, reader, len(group))
+            waits += [arrived - sent for _, arrived in _answers(ours, reader, len(group))]
         time.sleep(SETTLE_SECONDS)
         after = _worker_cpu(worker.pid)
     worker.wait()
-    return _per_claim(before, after, len(claims))
+    cpu = _per_claim(before, after, len(claims))
+    return Cpu(cpu.user, cpu.system, tuple(waits))
 
 
-def _answers(link: socket.socket, reader: FrameReader, count: int) -> list[tuple[int, bytes]]:
-    got: list[tuple[int, bytes]] = []
+def _answers(
+    link: socket.socket, reader: FrameReader, count: int
+) -> list[tuple[tuple[int, bytes], float]]:
+    """``count`` answers, each with the time (``perf_counter``) its bytes arrived."""
+    got: list[tuple[tuple[int, bytes], float]] = []
     while len(got) < count:
         data = link.recv(1 << 16)
         if not data:
             raise RuntimeError("the worker closed its pipe")
-        got += reader.feed(data)
+        arrived = time.perf_counter()
+        got += [(one, arrived) for one in reader.feed(data)]
     return got
 
 
@@ -179,9 +190,11 @@ def _per_claim(before: Cpu, after: Cpu, count: int) -> Cpu:
 def _table(rows: dict[str, list[Cpu]], claims: int, repeats: int) -> Table:
     table = Table(
         title=f"CPU per claim: {claims:,} claims, median of {repeats} rounds",
-        caption="µs; ratio: total against the in-process check",
+        caption="CPU in µs; ratio: total against the in-process check; answer waits in ms, "
+        "from the group's write",
     )
-    for column in ("", "total", "user", "system", "ratio"):
+    columns = ("", "total", "user", "system", "ratio", "answer p50", "answer p99")
+    for column in columns:
         table.add_column(column, justify="left" if column == "" else "right")
     baseline = statistics.median(cpu.total for cpu in rows["in process"])
     for name, rounds in rows.items():
@@ -192,8 +205,20 @@ def _table(rows: dict[str, list[Cpu]], claims: int, repeats: int) -> Table:
             f"{statistics.median(cpu.user for cpu in rounds) * 1e6:.0f}",
             f"{statistics.median(cpu.system for cpu in rounds) * 1e6:.0f}",
             f"{total / baseline:.2f}x",
+            _wait(rounds, 0.50),
+            _wait(rounds, 0.99),
         )
     return table
+
+
+def _wait(rounds: list[Cpu], q: float) -> str:
+    """The median over the rounds of each round's ``q`` quantile of the answer waits, in ms."""
+    if not rounds[0].waits:
+        return "–"
+    quantiles = [
+        sorted(cpu.waits)[min(len(cpu.waits) - 1, int(q * len(cpu.waits)))] for cpu in rounds
+    ]
+    return f"{statistics.median(quantiles) * 1e3:.2f}"
 
 
 if __name__ == "__main__":
