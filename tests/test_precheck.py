@@ -91,6 +91,13 @@ def _claim(settlement: dict[str, str], lines: list[dict[str, str]], **change: st
     )
 
 
+def _first_claim(site: Path, **change: str):  # type: ignore[no-untyped-def]
+    """The sample site's first settlement as a claim (with ``change``), and its lines' count."""
+    settlements, lines = _rows(site)
+    first = next(iter(settlements))
+    return _claim(settlements[first], lines[first], **change), len(lines[first])
+
+
 def _target(running: Running) -> str:
     return f"127.0.0.1:{running.port}"
 
@@ -165,10 +172,9 @@ def test_a_box_already_settled_here_is_blocked(
 def test_a_malformed_claim_is_invalid_argument_naming_the_field(
     sample_node: tuple[NodeHome, Path], server: Running, change: dict[str, str], field: str
 ) -> None:
-    settlements, lines = _rows(sample_node[1])
-    first = next(iter(settlements))
+    claim, _ = _first_claim(sample_node[1], **change)
     with pytest.raises(grpc.RpcError) as raised:
-        check(_target(server), _claim(settlements[first], lines[first], **change))
+        check(_target(server), claim)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert raised.value.details().startswith(field)
 
@@ -197,9 +203,7 @@ def test_overload_is_refused_with_resource_exhausted_and_the_server_keeps_servin
     home, site = sample_node
     running = start(_access(home), "127.0.0.1:0", max_pending=2, service=_Slow)
     try:
-        settlements, lines = _rows(site)
-        first = next(iter(settlements))
-        claim = _claim(settlements[first], lines[first])
+        claim, _ = _first_claim(site)
         with ThreadPoolExecutor(12) as pool:
             outcomes = list(pool.map(lambda _: _code(_target(running), claim), range(12)))
         assert grpc.StatusCode.RESOURCE_EXHAUSTED in outcomes
@@ -254,9 +258,8 @@ def _pki(tmp_path: Path) -> dict[str, Path]:
 def test_tls_and_mutual_tls(sample_node: tuple[NodeHome, Path], tmp_path: Path) -> None:
     home, site = sample_node
     pki = _pki(tmp_path)
-    settlements, lines = _rows(site)
-    first = next(iter(settlements))
-    claim = _claim(settlements[first], lines[first])
+    claim, _ = _first_claim(site)
+    first = claim.settlement.settlement_id
     tls = TlsFiles(pki["server.crt"], pki["server.key"])
     running = start(_access(home), "127.0.0.1:0", tls=tls)
     try:
@@ -283,10 +286,8 @@ def test_nothing_the_server_writes_holds_the_raw_patient_id(
     sample_node: tuple[NodeHome, Path], server: Running
 ) -> None:
     home, site = sample_node
-    settlements, lines = _rows(site)
     raw = _fresh_patient_id()
-    first = next(iter(settlements))
-    claim = _claim(settlements[first], lines[first], settlement_id="PRIV-1", patient_id=raw)
+    claim, _ = _first_claim(site, settlement_id="PRIV-1", patient_id=raw)
     for _ in range(3):
         check(_target(server), claim)
     server.reload()  # the worker that answered retires: it writes its audit entries and exits
@@ -504,9 +505,7 @@ def test_a_check_worker_that_dies_is_replaced_and_the_server_keeps_serving(
     import os
 
     home, site = sample_node
-    settlements, lines = _rows(site)
-    first = next(iter(settlements))
-    claim = _claim(settlements[first], lines[first])
+    claim, _ = _first_claim(site)
     running = start(_access(home), "127.0.0.1:0")
     try:
         dead = running.worker_pid
@@ -585,13 +584,12 @@ def test_the_worker_skips_a_claim_whose_deadline_passed_while_it_queued(
 ) -> None:
     """Unchecked and so unaudited: nothing of it was read. The claims around it are checked."""
     home, site = sample_node
-    settlements, lines = _rows(site)
-    first = next(iter(settlements))
-    claim = _claim(settlements[first], lines[first]).SerializeToString()
-    rows = 1 + len(lines[first])
+    claim, count = _first_claim(site)
+    rows = 1 + count
     before = _checks_audited(home, rows)
     now = time.monotonic()  # the worker loads for a few seconds after this: +120 s is ahead
-    answers = _worker_answers(home, [(claim, None), (claim, now - 1), (claim, now + 120)])
+    sent = claim.SerializeToString()
+    answers = _worker_answers(home, [(sent, None), (sent, now - 1), (sent, now + 120)])
     codes = [status(code) for code, _ in answers]
     ok, late = grpc.StatusCode.OK, grpc.StatusCode.DEADLINE_EXCEEDED
     assert codes == [ok, late, ok]
