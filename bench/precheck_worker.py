@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from google.protobuf import __version__ as protobuf_version
@@ -152,8 +152,7 @@ def _over_pipe(home: Path, claims: list[bytes], batch: int) -> Cpu | None:
         time.sleep(SETTLE_SECONDS)
         after = _worker_cpu(worker.pid)
     worker.wait()
-    cpu = _per_claim(before, after, len(claims))
-    return Cpu(cpu.user, cpu.system, tuple(waits))
+    return replace(_per_claim(before, after, len(claims)), waits=tuple(waits))
 
 
 def _answers(

@@ -98,6 +98,14 @@ def _first_claim(site: Path, **change: str):  # type: ignore[no-untyped-def]
     return _claim(settlements[first], lines[first], **change), len(lines[first])
 
 
+def _long_claim(site: Path, count: int, settlement_id: str):  # type: ignore[no-untyped-def]
+    """A claim of ``count`` lines: a settlement without boxes, its first line repeated."""
+    settlements, lines = _rows(site)
+    first = next(s for s, ls in lines.items() if ls and not any(x["trace_code"] for x in ls))
+    many = [dict(lines[first][0], line_no=str(n)) for n in range(1, count + 1)]
+    return _claim(settlements[first], many, settlement_id=settlement_id)
+
+
 def _target(running: Running) -> str:
     return f"127.0.0.1:{running.port}"
 
@@ -479,11 +487,7 @@ def test_a_claim_larger_than_one_read_of_the_worker_is_checked(
     """A claim of 2,000 lines is several reads of the worker's pipe (64 KiB each)."""
     from fedrisk.node.precheckworker import READ_SIZE
 
-    settlements, lines = _rows(sample_node[1])
-    first = next(s for s, ls in lines.items() if ls and not any(x["trace_code"] for x in ls))
-    template = lines[first][0]
-    many = [dict(template, line_no=str(n)) for n in range(1, 2001)]
-    claim = _claim(settlements[first], many, settlement_id="BIG-1")
+    claim = _long_claim(sample_node[1], 2000, "BIG-1")
     assert claim.ByteSize() > 2 * READ_SIZE
     verdict = check(_target(server), claim)
     assert verdict.settlement_id == "BIG-1"
@@ -603,12 +607,9 @@ def test_a_call_whose_deadline_passes_behind_long_checks_is_not_checked(
     """The front tells the worker each call's deadline: a call that waited in the worker's
     queue past it is answered DEADLINE_EXCEEDED and never checked (so not audited)."""
     home, site = sample_node
-    settlements, lines = _rows(site)
-    first = next(s for s, ls in lines.items() if ls and not any(x["trace_code"] for x in ls))
-    many = [dict(lines[first][0], line_no=str(n)) for n in range(1, 8001)]
-    long = _claim(settlements[first], many, settlement_id="LONG-1")
-    short = _claim(settlements[first], lines[first], settlement_id="SHORT-1")
-    rows = 1 + len(lines[first])
+    long = _long_claim(site, 8000, "LONG-1")
+    short, count = _first_claim(site, settlement_id="SHORT-1")
+    rows = 1 + count
     before = _checks_audited(home, rows)
     with channel(_target(server)) as opened:
         stub = precheck_pb2_grpc.PreCheckServiceStub(opened)
